@@ -1,0 +1,1 @@
+"""Data, configuration, evaluation and tooling for the NTRENet framework."""

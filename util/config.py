@@ -1,0 +1,265 @@
+"""One config schema: every key declared once with its type, default and meaning.
+
+YAML files hold flat `key: value` pairs; a file may name a `base:` file (relative to
+itself) whose values it extends, so fold files hold only what differs. Command-line
+overrides are `key value` pairs (PFENet convention), parsed as YAML scalars.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import yaml
+
+from util.errors import UserError
+
+
+class ConfigError(UserError, ValueError):
+    """A user-facing configuration mistake (bad key, type or value)."""
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type | tuple  # int, float, bool, str, or (list, elem_type)
+    default: Any
+    help: str
+    choices: tuple | None = None
+    check: Callable[[Any], str | None] | None = None  # returns an error text or None
+
+
+def _odd8(v: int) -> str | None:
+    return None if v > 0 and (v - 1) % 8 == 0 else "must satisfy (size - 1) % 8 == 0, e.g. 241, 473, 641"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _nonneg(v: float) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _split(v: int) -> str | None:
+    return None if 0 <= v <= 3 else "must be 0, 1, 2 or 3 (the fold)"
+
+
+def _bins(v: list) -> str | None:
+    if not v:
+        return "needs at least one bin"
+    if any(b <= 0 for b in v):
+        return "bins must be > 0 (integers are sizes, values <= 1.0 are fractions of the feature size)"
+    return None
+
+
+SCHEMA: dict[str, Key] = {
+    # --- data -----------------------------------------------------------------------
+    "dataset": Key(str, "pascal", "benchmark: its class count and fold definition", ("pascal", "coco", "toy")),
+    "data_root": Key(str, "data/VOCdevkit2012/VOC2012", "folder the list paths are relative to"),
+    "train_list": Key(str, "lists/pascal/train.txt", "training list: 'image label' per line"),
+    "val_list": Key(str, "lists/pascal/val.txt", "validation/test list"),
+    "split": Key(int, 0, "fold i: novel classes of fold i are held out", check=_split),
+    "coco_fold_style": Key(str, "interleaved", "COCO-20i folds: interleaved (PFENet use_split_coco) or contiguous",
+                           ("interleaved", "contiguous")),
+    "min_class_pixels": Key(int, 2 * 32 * 32, "a class counts in an image only above this many label pixels",
+                            check=_nonneg),
+    "shot": Key(int, 1, "support images per episode (K)", check=lambda v: None if v >= 1 else "must be >= 1"),
+    "train_h": Key(int, 473, "training crop height", check=_odd8),
+    "train_w": Key(int, 473, "training crop width", check=_odd8),
+    "val_size": Key(int, 473, "test-time longer side (padded square)", check=_odd8),
+    "scale_min": Key(float, 0.9, "RandScale lower bound (COCO 0.8)", check=_positive),
+    "scale_max": Key(float, 1.1, "RandScale upper bound (COCO 1.25)", check=_positive),
+    "rotate_min": Key(float, -10.0, "RandRotate lower angle (degrees)"),
+    "rotate_max": Key(float, 10.0, "RandRotate upper angle (degrees)"),
+    "ignore_label": Key(int, 255, "label value ignored by losses and metrics"),
+    "ori_resize": Key(bool, True, "score at the label's original resolution (PFENet protocol)"),
+    "num_workers": Key(int, 4, "data-loader worker processes", check=_nonneg),
+    # --- model ----------------------------------------------------------------------
+    "backbone": Key(str, "resnet50", "frozen encoder", ("resnet50", "resnet101", "vgg")),
+    "pretrained": Key(bool, True, "load ImageNet weights from initmodel_dir (false: random init)"),
+    "initmodel_dir": Key(str, "initmodel", "folder with resnet50_v2.pth, resnet101_v2.pth, vgg16_bn.pth"),
+    "backbone_bn": Key(str, "reference", "backbone BN: batch stats in training as released, or always eval",
+                       ("reference", "frozen")),
+    "zoom_factor": Key(int, 8, "logits are upsampled by this factor to the input size", check=_positive),
+    "reduce_dim": Key(int, 256, "channels after the 1x1 reduction of mid-level features", check=_positive),
+    "ppm_scales": Key((list, float), [60, 30, 15, 8], "FEM bins: sizes (>1) or fractions (<=1) of the feature size",
+                      check=_bins),
+    "use_bgem": Key(bool, True, "BG mining + eliminating modules (Table 3)"),
+    "use_doem": Key(bool, True, "DO eliminating module (needs the BG branch)"),
+    "use_pcl": Key(bool, True, "prototypical contrastive learning loss"),
+    "bg_dim": Key(int, 256, "width of the learnable BG prototype (released 256, paper 640)", check=_positive),
+    "bg_alpha": Key(float, 0.5, "alpha of the BG mining loss, eq. 3", check=_nonneg),
+    "do_pooling": Key(str, "global", "DO prototype: released global mean or eq. 8 masked mean",
+                      ("global", "masked")),
+    "pcl_negatives": Key(str, "do", "PCL negatives (Table 4)", ("do", "bg", "nontarget")),
+    "pcl_bank_size": Key(int, 2000, "DO prototypes kept per training class", check=_positive),
+    "pcl_samples": Key(int, 1000, "negatives sampled from the bank per step", check=_positive),
+    "pcl_temperature": Key(float, 1.0, "temperature of the PCL softmax", check=_positive),
+    "loss_ini": Key(float, 0.6, "weight of the initial-prediction (FM) losses", check=_nonneg),
+    "loss_fem": Key(float, 0.4, "weight of the per-bin FEM losses", check=_nonneg),
+    "loss_bg": Key(float, 1.0, "weight of the BG mining loss", check=_nonneg),
+    "loss_pcl": Key(float, 0.01, "weight of the PCL loss", check=_nonneg),
+    # --- training -------------------------------------------------------------------
+    "epochs": Key(int, 200, "training epochs", check=_positive),
+    "batch_size": Key(int, 32, "episodes per training step (over all GPUs)", check=_positive),
+    "base_lr": Key(float, 0.03, "initial learning rate", check=_positive),
+    "power": Key(float, 0.9, "poly decay power", check=_nonneg),
+    "momentum": Key(float, 0.9, "SGD momentum", check=_nonneg),
+    "weight_decay": Key(float, 1e-4, "SGD weight decay", check=_nonneg),
+    "manual_seed": Key(int, 321, "seed; re-seeded per epoch with seed + epoch"),
+    "max_iters_per_epoch": Key(int, 0, "cap on steps per epoch (0: the whole list); for quick runs",
+                               check=_nonneg),
+    "val_every": Key(int, 1, "validate every N epochs (0: never)", check=_nonneg),
+    "print_freq": Key(int, 10, "log every N iterations", check=_positive),
+    "image_every": Key(int, 500, "tensorboard image panel every N iterations (0: never)", check=_nonneg),
+    "resume": Key(str, "", "checkpoint to continue training from exactly"),
+    "weight": Key(str, "", "checkpoint (own or official) to initialise from"),
+    "save_path": Key(str, "", "experiment folder (default exp/<dataset>/<config name>)"),
+    "device": Key(str, "auto", "auto, cpu, cuda or cuda:N"),
+    # --- evaluation -----------------------------------------------------------------
+    "test_num": Key(int, 1000, "test episodes (paper: 1000 PASCAL, 4000 COCO; PFENet 5000/20000)",
+                    check=_positive),
+    "test_seed": Key(int, 321, "seed of the fixed test episodes"),
+    "val_num": Key(int, 0, "episodes for validation during training (0: test_num)", check=_nonneg),
+    "batch_size_val": Key(int, 1, "episodes per evaluation batch", check=_positive),
+    "seeds": Key(int, 1, "test.py: repeat the protocol with this many seeds", check=_positive),
+    "vis": Key(int, 0, "test.py: save panels for this many episodes", check=_nonneg),
+}
+
+
+class Config(dict):
+    """A validated config with attribute access (`cfg.shot`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"config has no key '{name}'{_suggest(name)}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = coerce(name, value)
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, SCHEMA.keys(), n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _type_name(t: type | tuple) -> str:
+    return f"list of {t[1].__name__}" if isinstance(t, tuple) else t.__name__
+
+
+def coerce(name: str, value: Any, origin: str = "") -> Any:
+    """Check one value against the schema and return it in the declared type."""
+    where = f" in {origin}" if origin else ""
+    if name not in SCHEMA:
+        raise ConfigError(f"unknown config key '{name}'{where}{_suggest(name)}; "
+                          "see the key table in README.md")
+    key = SCHEMA[name]
+    bad = ConfigError(f"config key '{name}'{where}: expected {_type_name(key.type)}, got {value!r}")
+    if isinstance(key.type, tuple):
+        items = value if isinstance(value, (list, tuple)) else [value]
+        try:
+            out = [_scalar(v, key.type[1], bad) for v in items]
+        except ConfigError:
+            raise bad from None
+    else:
+        out = _scalar(value, key.type, bad)
+    if key.choices and out not in key.choices:
+        raise ConfigError(f"config key '{name}'{where}: {out!r} is not one of {', '.join(map(str, key.choices))}")
+    if key.check and (msg := key.check(out)):
+        raise ConfigError(f"config key '{name}'{where} = {out!r}: {msg}")
+    return out
+
+
+def _scalar(v: Any, t: type, bad: ConfigError) -> Any:
+    if t is bool:
+        if isinstance(v, bool):
+            return v
+        raise bad
+    if t is int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise bad
+        return v
+    if t is float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad
+        return int(v) if isinstance(v, int) else float(v)
+    if t is str:
+        if v is None:
+            return ""
+        if isinstance(v, (dict, list)):
+            raise bad
+        return str(v)
+    raise bad
+
+
+def _read_yaml(path: str, seen: tuple = ()) -> dict:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}; pick one under config/<dataset>/")
+    if path in seen:
+        raise ConfigError(f"config {path}: 'base' files form a loop")
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping of 'key: value' lines")
+    base = data.pop("base", None)
+    merged = _read_yaml(os.path.join(os.path.dirname(path), base), seen + (path,)) if base else {}
+    for k, v in data.items():
+        merged[k] = (v, path)
+    return merged
+
+
+def parse_overrides(pairs: Sequence[str]) -> list[tuple[str, Any]]:
+    """`['shot', '5', 'base_lr', '0.01']` -> [('shot', 5), ('base_lr', 0.01)]."""
+    if len(pairs) % 2:
+        raise ConfigError(f"overrides come in 'key value' pairs; '{pairs[-1]}' has no value")
+    out = []
+    for k, v in zip(pairs[::2], pairs[1::2]):
+        try:
+            out.append((k, yaml.safe_load(v) if v != "" else ""))
+        except yaml.YAMLError:
+            out.append((k, v))
+    return out
+
+
+def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Config:
+    """Schema defaults <- YAML file (and its bases) <- `key value` overrides."""
+    cfg = Config({k: key.default for k, key in SCHEMA.items()})
+    if path:
+        for k, (v, origin) in _read_yaml(path).items():
+            dict.__setitem__(cfg, k, coerce(k, v, origin))
+        dict.__setitem__(cfg, "_config_path", path)
+    for k, v in parse_overrides(list(overrides or [])):
+        dict.__setitem__(cfg, k, coerce(k, v, "command line"))
+    _check_consistency(cfg)
+    return cfg
+
+
+def _check_consistency(cfg: Config) -> None:
+    if cfg.scale_min > cfg.scale_max:
+        raise ConfigError(f"scale_min {cfg.scale_min} > scale_max {cfg.scale_max}: swap them")
+    if cfg.rotate_min > cfg.rotate_max:
+        raise ConfigError(f"rotate_min {cfg.rotate_min} > rotate_max {cfg.rotate_max}: swap them")
+
+
+def dump_config(cfg: Config, path: str) -> None:
+    """Write the effective config (every key) so a run can be reproduced from it alone."""
+    data = {k: v for k, v in cfg.items() if k in SCHEMA}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+    os.replace(tmp, path)
+
+
+def schema_table() -> str:
+    """Markdown table of every key (the README's key reference is generated from this)."""
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for k, key in SCHEMA.items():
+        meaning = key.help + (f" ({' / '.join(map(str, key.choices))})" if key.choices else "")
+        rows.append(f"| `{k}` | {_type_name(key.type)} | `{key.default!r}` | {meaning} |")
+    return "\n".join(rows)
