@@ -125,6 +125,7 @@ SCHEMA: dict[str, Key] = {
     "batch_size_val": Key(int, 1, "episodes per evaluation batch", check=_positive),
     "seeds": Key(int, 1, "test.py: repeat the protocol with this many seeds", check=_positive),
     "vis": Key(int, 0, "test.py: save panels for this many episodes", check=_nonneg),
+    "baselines": Key(bool, False, "test.py: also score all-foreground and prior-mask-only predictors"),
 }
 
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# usage: sh scripts/run_folds.sh DATASET BACKBONE [key value ...]
+#   e.g. sh scripts/run_folds.sh pascal resnet50 shot 5
+# Trains and tests the four folds of one backbone and shot, then prints the paper table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATASET=${1:?usage: run_folds.sh DATASET BACKBONE [key value ...]}
+BACKBONE=${2:?usage: run_folds.sh DATASET BACKBONE [key value ...]}
+shift 2
+for split in 0 1 2 3; do
+  bash train.sh "$DATASET" "split${split}_${BACKBONE}" "$@"
+  bash test.sh "$DATASET" "split${split}_${BACKBONE}" "$@"
+done
+source scripts/common.sh
+$PY -m util.report "exp/$DATASET"

@@ -1,0 +1,130 @@
+"""Test a checkpoint with the fixed-seed episodic protocol.
+
+    python test.py --config config/pascal/pascal_split0_resnet50.yaml [weight FILE] [key value ...]
+
+Without `weight`, uses exp/<dataset>/<exp>/model/best.pth (else last.pth). Writes
+results_shot<K>.json / .md next to the checkpoint; `seeds N` repeats with N seeds, `vis N`
+saves N Fig. 5-style panels, `baselines true` also scores the trivial predictors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+
+import cv2
+import torch
+
+from model import build_model, load_weights
+from util.config import Config, load_config
+from util.errors import UserError
+from util.evaluator import Evaluator
+from util.loader import build_loader
+from util.runtime import experiment_dir, resolve_device, run_cli, seed_everything, setup_logging
+from util.splits import fold_classes
+from util.validate import BASELINES, evaluate
+
+log = logging.getLogger("test")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="YAML file under config/<dataset>/")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
+    return p.parse_args(argv)
+
+
+def find_weight(cfg: Config) -> str:
+    if cfg.weight:
+        return cfg.weight
+    folder = os.path.join(experiment_dir(cfg), "model")
+    for name in ("best.pth", "last.pth"):
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    raise UserError(f"no checkpoint in {folder}: train this experiment first, or pass `weight FILE`")
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Mean and standard deviation over seeds of the headline numbers."""
+    out = {}
+    for k in ("miou", "fbiou", "precision"):
+        vals = [r[k] for r in runs]
+        out[k] = {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0}
+    return out
+
+
+def markdown(cfg: Config, weight: str, runs: list[dict], summary: dict, base: dict) -> str:
+    head = (f"# {cfg.dataset} fold {cfg.split}, {cfg.backbone}, {cfg.shot}-shot\n\n"
+            f"checkpoint `{weight}`, {runs[0]['episodes']} episodes x {len(runs)} seed(s)\n\n"
+            "| metric | value |\n|---|---|\n")
+    rows = [f"| {k} | {v['mean']:.2f} ± {v['std']:.2f} |" for k, v in summary.items()]
+    rows += [f"| {name} mIoU (trivial) | {m['miou']:.2f} |" for name, m in base.items()]
+    per = ["", "| class | id | IoU |", "|---|---|---|"]
+    per += [f"| {c['name']} | {c['id']} | {c['iou']:.2f} |" for c in runs[0]["per_class"]]
+    return head + "\n".join(rows + per) + "\n"
+
+
+def run_seeds(cfg: Config, net, device) -> tuple[list[dict], dict, list]:
+    classes = fold_classes(cfg, "test")
+    runs, base, images = [], {}, []
+    for i in range(cfg.seeds):
+        loader = build_loader(cfg, "test", test_seed=cfg.test_seed + i)
+        ev = Evaluator(classes, cfg.dataset, cfg.ignore_label, cfg.ori_resize)
+        baselines = {n: Evaluator(classes, cfg.dataset, cfg.ignore_label, cfg.ori_resize)
+                     for n in BASELINES} if cfg.get("baselines") and i == 0 else None
+        metrics, b, imgs = evaluate(net, loader, ev, device, baselines=baselines,
+                                    panels=cfg.vis if i == 0 else 0, desc=f"test seed {i + 1}/{cfg.seeds}")
+        runs.append(metrics)
+        base.update(b)
+        images += imgs
+        log.info("seed %d: mIoU %.2f FB-IoU %.2f precision %.2f", cfg.test_seed + i,
+                 metrics["miou"], metrics["fbiou"], metrics["precision"])
+    return runs, base, images
+
+
+def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images: list) -> str:
+    out_dir = os.path.dirname(os.path.abspath(weight))
+    stem = os.path.join(out_dir, f"results_shot{cfg.shot}")
+    summary = summarise(runs)
+    record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight,
+              "metrics": runs[0], "seeds": runs, "summary": summary, "baselines": base}
+    tmp = stem + ".json.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, stem + ".json")
+    with open(stem + ".md", "w") as f:
+        f.write(markdown(cfg, weight, runs, summary, base))
+    if images:
+        os.makedirs(stem + "_vis", exist_ok=True)
+        for i, img in enumerate(images):
+            cv2.imwrite(os.path.join(stem + "_vis", f"episode{i:04d}.png"), img[..., ::-1])
+    return stem
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.opts)
+    weight = find_weight(cfg)
+    setup_logging(os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log"))
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.manual_seed)
+    build_cfg = Config(cfg)
+    dict.__setitem__(build_cfg, "pretrained", False)  # the checkpoint holds the backbone too
+    net = build_model(build_cfg).to(device)
+    load_weights(net, weight)
+    runs, base, images = run_seeds(cfg, net, device)
+    stem = write_results(cfg, weight, runs, base, images)
+    summary = summarise(runs)
+    log.info("%d-shot fold %d: mIoU %.2f ± %.2f, FB-IoU %.2f ± %.2f, precision %.2f", cfg.shot, cfg.split,
+             summary["miou"]["mean"], summary["miou"]["std"], summary["fbiou"]["mean"],
+             summary["fbiou"]["std"], summary["precision"]["mean"])
+    for name, m in base.items():
+        log.info("trivial predictor %s: mIoU %.2f FB-IoU %.2f", name, m["miou"], m["fbiou"])
+    log.info("results written to %s.json and .md", stem)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,93 @@
+"""Process-level plumbing shared by the CLIs: device, seeds, logging, experiment folders."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from typing import Callable
+
+import numpy as np
+import torch
+
+from util.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks the first GPU when there is one; an unavailable GPU is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device '{name}' is not valid: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' asked for but no CUDA GPU is visible: use device cpu")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """One place that seeds every generator the training step draws from."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """Loader workers derive their seeds from torch's per-worker seed, never from the clock."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def rng_state() -> dict:
+    """Every RNG state a resumed run needs to continue bit-for-bit."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def experiment_dir(cfg) -> str:
+    """exp/<dataset>/<exp>, the experiment name being the config name without the dataset
+    prefix (PFENet: `train.sh pascal split0_resnet50` -> exp/pascal/split0_resnet50), with
+    `_<K>shot` appended for K > 1 so 1- and 5-shot runs never share a folder."""
+    if cfg.save_path:
+        return cfg.save_path
+    stem = os.path.splitext(os.path.basename(cfg.get("_config_path") or "default"))[0]
+    prefix = f"{cfg.dataset}_"
+    name = stem[len(prefix):] if stem.startswith(prefix) else stem
+    return os.path.join("exp", cfg.dataset, name + (f"_{cfg.shot}shot" if cfg.shot != 1 else ""))
+
+
+def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> None:
+    """Console plus an optional per-run log file; called by CLIs only, never on import."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if log_file:
+        os.makedirs(os.path.dirname(log_file) or ".", exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
+                        handlers=handlers, force=True)
+
+
+def run_cli(main: Callable[[list[str] | None], int]) -> None:
+    """Exit with one clear line for user errors instead of a traceback."""
+    try:
+        code = main(None)
+    except UserError as e:
+        sys.stderr.write(f"error: {e}\n")
+        code = 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        code = 130
+    sys.exit(code or 0)
