@@ -47,22 +47,27 @@ def find_weight(cfg: Config) -> str:
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Mean and standard deviation over seeds of the headline numbers."""
+    """Mean and standard deviation over seeds of the headline numbers (None if unscored)."""
     out = {}
     for k in ("miou", "fbiou", "precision"):
-        vals = [r[k] for r in runs]
-        out[k] = {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0}
+        vals = [r[k] for r in runs if r[k] is not None]
+        out[k] = {"mean": statistics.fmean(vals) if vals else None,
+                  "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0}
     return out
+
+
+def fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
 
 
 def markdown(cfg: Config, weight: str, runs: list[dict], summary: dict, base: dict) -> str:
     head = (f"# {cfg.dataset} fold {cfg.split}, {cfg.backbone}, {cfg.shot}-shot\n\n"
             f"checkpoint `{weight}`, {runs[0]['episodes']} episodes x {len(runs)} seed(s)\n\n"
             "| metric | value |\n|---|---|\n")
-    rows = [f"| {k} | {v['mean']:.2f} ± {v['std']:.2f} |" for k, v in summary.items()]
-    rows += [f"| {name} mIoU (trivial) | {m['miou']:.2f} |" for name, m in base.items()]
-    per = ["", "| class | id | IoU |", "|---|---|---|"]
-    per += [f"| {c['name']} | {c['id']} | {c['iou']:.2f} |" for c in runs[0]["per_class"]]
+    rows = [f"| {k} | {fmt(v['mean'])} ± {v['std']:.2f} |" for k, v in summary.items()]
+    rows += [f"| {name} mIoU (trivial) | {fmt(m['miou'])} |" for name, m in base.items()]
+    per = ["", "| class | id | IoU | episodes |", "|---|---|---|---|"]
+    per += [f"| {c['name']} | {c['id']} | {fmt(c['iou'])} | {c['episodes']} |" for c in runs[0]["per_class"]]
     return head + "\n".join(rows + per) + "\n"
 
 
@@ -79,8 +84,8 @@ def run_seeds(cfg: Config, net, device) -> tuple[list[dict], dict, list]:
         runs.append(metrics)
         base.update(b)
         images += imgs
-        log.info("seed %d: mIoU %.2f FB-IoU %.2f precision %.2f", cfg.test_seed + i,
-                 metrics["miou"], metrics["fbiou"], metrics["precision"])
+        log.info("seed %d: mIoU %s FB-IoU %s precision %s", cfg.test_seed + i,
+                 fmt(metrics["miou"]), fmt(metrics["fbiou"]), fmt(metrics["precision"]))
     return runs, base, images
 
 
@@ -117,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     runs, base, images = run_seeds(cfg, net, device)
     stem = write_results(cfg, weight, runs, base, images)
     summary = summarise(runs)
-    log.info("%d-shot fold %d: mIoU %.2f ± %.2f, FB-IoU %.2f ± %.2f, precision %.2f", cfg.shot, cfg.split,
-             summary["miou"]["mean"], summary["miou"]["std"], summary["fbiou"]["mean"],
-             summary["fbiou"]["std"], summary["precision"]["mean"])
+    log.info("%d-shot fold %d: mIoU %s ± %.2f, FB-IoU %s ± %.2f, precision %s", cfg.shot, cfg.split,
+             fmt(summary["miou"]["mean"]), summary["miou"]["std"], fmt(summary["fbiou"]["mean"]),
+             summary["fbiou"]["std"], fmt(summary["precision"]["mean"]))
     for name, m in base.items():
-        log.info("trivial predictor %s: mIoU %.2f FB-IoU %.2f", name, m["miou"], m["fbiou"])
+        log.info("trivial predictor %s: mIoU %s FB-IoU %s", name, fmt(m["miou"]), fmt(m["fbiou"]))
     log.info("results written to %s.json and .md", stem)
     return 0
 

@@ -61,9 +61,7 @@ class Run:
             load_weights(self.net, cfg.weight)
         self.opt = build_optimizer(self.net, cfg)
         self.train_loader = build_loader(cfg, "train")
-        val_cfg = type(cfg)(cfg)
-        dict.__setitem__(val_cfg, "test_num", cfg.val_num or cfg.test_num)
-        self.val_loader = build_loader(val_cfg, "val") if cfg.val_every else None
+        self.val_loader = build_loader(cfg, "val") if cfg.val_every else None
         self.epoch, self.iteration, self.best = 0, 0, -1.0
         if cfg.resume:
             self._resume(cfg.resume)
@@ -143,6 +141,7 @@ def validate(run: Run) -> float:
     classes = fold_classes(run.cfg, "val")
     ev = Evaluator(classes, run.cfg.dataset, run.cfg.ignore_label, run.cfg.ori_resize)
     metrics, _, images = evaluate(run.net, run.val_loader, ev, run.device, panels=1, desc="validate")
+    metrics = {k: math.nan if v is None else v for k, v in metrics.items()}
     for k in ("miou", "fbiou", "precision"):
         run.writer.add_scalar(f"val/{k}", metrics[k], run.iteration)
     for img in images:

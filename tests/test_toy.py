@@ -1,0 +1,68 @@
+"""Toy benchmark: byte-identical output per seed, class coverage, first-use generation."""
+import functools
+import os
+
+import numpy as np
+import pytest
+
+import util.toy as toy
+from util.config import load_config
+from util.errors import UserError
+from util.index import label_counts, read_label
+
+
+def _files(root):
+    out = {}
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            out[os.path.relpath(p, root)] = open(p, "rb").read()
+    return out
+
+
+def test_deterministic_for_any_worker_count(tmp_path):
+    kw = dict(n_train=12, n_val=4, seed=3, min_side=40, max_side=56)
+    toy.generate_toy(str(tmp_path / "a"), str(tmp_path / "la"), workers=1, **kw)
+    toy.generate_toy(str(tmp_path / "b"), str(tmp_path / "lb"), workers=2, **kw)
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert len(a) == 2 * 16 + 3 and a == b
+    assert _files(tmp_path / "la") == _files(tmp_path / "lb")
+    toy.generate_toy(str(tmp_path / "c"), None, workers=1, **{**kw, "seed": 4})
+    assert _files(tmp_path / "c") != a
+
+
+def test_classes_sizes_and_border_band(tmp_path):
+    toy.generate_toy(str(tmp_path / "d"), str(tmp_path / "l"), n_train=100, n_val=10, min_side=64, max_side=96)
+    pairs, counts = label_counts(str(tmp_path / "l/train.txt"), str(tmp_path / "d"), 20)
+    assert len(pairs) == 100
+    big = {c for cnt in counts for c, n in cnt.items() if n >= 128}
+    assert big == set(range(1, 21))  # every class appears with a sizeable object
+    assert all(1 <= len(cnt) <= 3 for cnt in counts)
+    shapes = set()
+    for _, lbl in pairs[:20]:
+        label = read_label(lbl)
+        shapes.add(label.shape)
+        assert 64 <= min(label.shape) and max(label.shape) <= 96
+        assert (label == 255).any() and set(np.unique(label)) <= set(range(21)) | {255}
+    assert len(shapes) > 5
+
+
+def test_ensure_toy_generates_on_first_use(tmp_path, monkeypatch):
+    small = functools.partial(toy.generate_toy, n_train=8, n_val=4, min_side=40, max_side=48, workers=1)
+    monkeypatch.setattr(toy, "generate_toy", small)
+    cfg = load_config(None, ["dataset", "toy", "data_root", str(tmp_path / "data"),
+                             "train_list", str(tmp_path / "lists/train.txt"), "val_list", str(tmp_path / "lists/v.txt")])
+    toy.ensure_toy(cfg)
+    assert (tmp_path / "data" / toy.MARKER).is_file()
+    assert (tmp_path / "lists/v.txt").read_text() == (tmp_path / "data/val.txt").read_text()
+    assert len((tmp_path / "lists/train.txt").read_text().splitlines()) == 8
+    os.remove(tmp_path / "lists/v.txt")
+    monkeypatch.setattr(toy, "generate_toy", None)  # lists restored without regenerating
+    toy.ensure_toy(cfg)
+    assert (tmp_path / "lists/v.txt").is_file()
+
+
+def test_refuses_foreign_folder(tmp_path):
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(UserError, match="mine.*not a toy dataset"):
+        toy.generate_toy(str(tmp_path / "mine"), None, n_train=2, n_val=2)
