@@ -100,7 +100,7 @@ def train_step(run: Run, batch: dict) -> dict:
     losses["total"].backward()
     run.opt.step()
     run.iteration += 1
-    out = {k: float(v) for k, v in losses.items()}
+    out = {k: float(v.detach()) for k, v in losses.items()}
     out["lr"] = lr
     return out
 

@@ -37,9 +37,6 @@ def seed_everything(seed: int) -> None:
 
 def worker_init_fn(worker_id: int) -> None:
     """Loader workers derive their seeds from torch's per-worker seed, never from the clock."""
-    import cv2  # workers share the cores: one OpenCV thread each
-
-    cv2.setNumThreads(1)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

@@ -1,0 +1,94 @@
+"""Prototypical Contrastive Learning (paper Sec. 3.5.2, eq. 10).
+
+The query target prototype is pulled towards the support prototype and pushed away from
+non-target prototypes of the same training class, drawn from a bank of recent episodes:
+DO prototypes in the paper (Table 4 also tries BG and whole non-target ones). The bank is
+model state (buffers), so it is saved with checkpoints and follows `.to(device)`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+NEGATIVES = ("do", "bg", "nontarget")
+
+
+def negative_region(kind: str, nontarget: Tensor, bg: Tensor | None) -> Tensor:
+    """Mask the negative prototypes are pooled over; nontarget = ground-truth label 0 region.
+
+    do: non-target minus predicted BG (1 - (Y_BG ∪ M), M = ground truth, as released);
+    bg: predicted BG within the non-target region; nontarget: the whole non-target region.
+    """
+    if kind == "nontarget":
+        return nontarget
+    if bg is None:
+        raise ValueError(f"pcl_negatives '{kind}' needs the BG branch")
+    return nontarget * (1 - bg) if kind == "do" else nontarget * bg
+
+
+class PrototypeBank(nn.Module):
+    """Per-class ring buffer of the `capacity` newest prototypes (detached)."""
+
+    def __init__(self, *, num_classes: int, capacity: int, dim: int) -> None:
+        super().__init__()
+        self.num_classes, self.capacity = num_classes, capacity
+        self.register_buffer("protos", torch.zeros(num_classes, capacity, dim))       # [C,cap,D]
+        self.register_buffer("count", torch.zeros(num_classes, dtype=torch.long))    # filled slots
+        self.register_buffer("ptr", torch.zeros(num_classes, dtype=torch.long))      # next write slot
+
+    @torch.no_grad()
+    def push(self, protos: Tensor, classes: Tensor) -> None:
+        """protos [N,D], classes [N] (index in the training-class list); no Python loop."""
+        if classes.numel() == 0:
+            return
+        onehot = F.one_hot(classes, self.num_classes)                 # [N,C]
+        rank = (onehot.cumsum(0) * onehot).sum(1) - 1                  # order within its class
+        total = onehot.sum(0)                                          # [C] new per class
+        keep = rank >= total[classes] - self.capacity                  # only the newest `capacity`
+        slot = (self.ptr[classes] + rank) % self.capacity
+        self.protos[classes[keep], slot[keep]] = protos[keep].detach().to(self.protos.dtype)
+        self.ptr.copy_((self.ptr + total) % self.capacity)
+        self.count.copy_((self.count + total).clamp(max=self.capacity))
+
+    def sample(self, classes: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """Up to k stored prototypes of each class, without replacement -> [B,k,D], valid [B,k]."""
+        k = min(k, self.capacity)
+        scores = torch.rand(classes.shape[0], self.capacity, device=self.protos.device)
+        filled = torch.arange(self.capacity, device=classes.device) < self.count[classes, None]
+        top, idx = scores.masked_fill(~filled, -1.0).topk(k, dim=1)    # filled slots first, random order
+        return self.protos[classes[:, None], idx], top >= 0
+
+
+def pcl_loss(query: Tensor, positive: Tensor, negatives: Tensor, valid: Tensor,
+             temperature: float) -> Tensor:
+    """eq. 10: -log(exp(cos(P^q,P^s)/t) / sum_bank exp(cos(P^q,P_neg)/t)), batch mean.
+
+    query, positive [B,D]; negatives [B,k,D]; valid [B,k]. Episodes without any negative
+    are left out of the mean (0 if none has one).
+    """
+    pos = F.cosine_similarity(query, positive, dim=-1) / temperature                          # [B]
+    neg = F.cosine_similarity(query[:, None], negatives.to(query.dtype), dim=-1) / temperature  # [B,k]
+    has = valid.any(dim=1)                                                                     # [B]
+    neg = neg.masked_fill(~valid, float("-inf")).masked_fill(~has[:, None], 0.0)  # finite rows only
+    loss = torch.where(has, torch.logsumexp(neg, dim=1) - pos, torch.zeros_like(pos))
+    return loss.sum() / has.sum().clamp(min=1)
+
+
+class PCL(nn.Module):
+    """The DO-prototype bank and the PCL loss."""
+
+    def __init__(self, *, num_classes: int, dim: int, bank_size: int = 2000, samples: int = 1000,
+                 temperature: float = 1.0, negatives: str = "do") -> None:
+        super().__init__()
+        if negatives not in NEGATIVES:
+            raise ValueError(f"pcl_negatives must be one of {NEGATIVES}, got '{negatives}'")
+        self.samples, self.temperature, self.negatives = samples, temperature, negatives
+        self.bank = PrototypeBank(num_classes=num_classes, capacity=bank_size, dim=dim)
+
+    def forward(self, query: Tensor, positive: Tensor, new_negatives: Tensor, new_classes: Tensor,
+                classes: Tensor) -> Tensor:
+        """query, positive [B,D]; new_negatives [N,D] with classes [N]; classes [B] -> loss."""
+        self.bank.push(new_negatives, new_classes)  # released: bank updated before the loss
+        negatives, valid = self.bank.sample(classes, self.samples)
+        return pcl_loss(query, positive, negatives, valid, self.temperature)

@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny generated toy tree and config overrides that make runs fast."""
+import glob
+import struct
+
+import pytest
+import torch
+
+from util.toy import generate_toy
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _two_threads():
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def toy_tree(tmp_path_factory):
+    """150 train / 40 val images of 64-96 px, generated once per test session."""
+    root = tmp_path_factory.mktemp("toy")
+    generate_toy(str(root / "data"), str(root / "lists"), n_train=150, n_val=40, seed=1,
+                 min_side=64, max_side=96, workers=1)
+    return root
+
+
+def toy_overrides(root) -> list[str]:
+    """Config overrides small enough for a few-second run on the CPU, random backbone."""
+    return ["data_root", str(root / "data"), "train_list", str(root / "lists/train.txt"),
+            "val_list", str(root / "lists/val.txt"), "train_h", "65", "train_w", "65", "val_size", "65",
+            "batch_size", "2", "epochs", "2", "max_iters_per_epoch", "2", "val_num", "6", "test_num", "6",
+            "num_workers", "0", "print_freq", "1", "image_every", "2", "pcl_samples", "8",
+            "device", "cpu", "ppm_scales", "[1.0,0.5]"]
+
+
+def read_events(folder: str) -> list[tuple[str, int, float]]:
+    """(tag, step, value) of every summary in a tensorboard folder, read without tensorboard."""
+    from tensorboardX.proto import event_pb2
+
+    out = []
+    for path in sorted(glob.glob(f"{folder}/events.out.tfevents.*")):
+        data, i = open(path, "rb").read(), 0
+        while i < len(data):
+            n = struct.unpack("<Q", data[i:i + 8])[0]
+            ev = event_pb2.Event()
+            ev.ParseFromString(data[i + 12:i + 12 + n])
+            i += 16 + n
+            out += [(v.tag, ev.step, v.simple_value) for v in ev.summary.value]
+    return out
