@@ -78,3 +78,9 @@ def test_dump_round_trip(tmp_path):
 def test_schema_table_lists_every_key():
     table = schema_table()
     assert all(f"`{k}`" in table for k in SCHEMA)
+
+
+def test_readme_documents_every_key():
+    readme = open("README.md").read()
+    missing = [k for k in SCHEMA if f"`{k}`" not in readme]
+    assert not missing, f"keys missing from README.md: {missing} (paste util.config.schema_table())"
