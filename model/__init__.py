@@ -1,4 +1,5 @@
-"""NTRENet and its modules; `build_model` is the only place that reads the config."""
+"""NTRENet (optionally with SCNet's query branch) and its modules; `build_model` is the only place
+that reads the config."""
 from __future__ import annotations
 
 from model.backbone import build_backbone
@@ -21,5 +22,7 @@ def build_model(cfg) -> NTRENet:
         pcl_bank_size=cfg.pcl_bank_size, pcl_samples=cfg.pcl_samples, pcl_temperature=cfg.pcl_temperature,
         num_train_classes=len(base_classes(cfg.dataset, cfg.split, cfg.coco_fold_style)),
         zoom_factor=cfg.zoom_factor, ignore_label=cfg.ignore_label,
-        loss_weights=LossWeights(ini=cfg.loss_ini, fem=cfg.loss_fem, bg=cfg.loss_bg, pcl=cfg.loss_pcl),
+        use_scnet=cfg.use_scnet, scnet_clusters=cfg.scnet_clusters, scnet_prior=cfg.scnet_prior,
+        loss_weights=LossWeights(ini=cfg.loss_ini, fem=cfg.loss_fem, bg=cfg.loss_bg, pcl=cfg.loss_pcl,
+                                 scnet=cfg.scnet_lambda if cfg.use_scnet else 0.0),
     )

@@ -123,10 +123,14 @@ def _read(path: str) -> object:
         raise UserError(f"checkpoint not found: {path}; pass a file saved by train.py or an official "
                         "PFENet / NTRENet checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        log.warning("%s holds non-tensor objects; loading it with weights_only=False (trusted file)", path)
-        return torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            log.warning("%s holds non-tensor objects; loading it with weights_only=False (trusted file)", path)
+            return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # truncated zip, text file, foreign pickle: all "not a checkpoint"
+        raise UserError(f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e)[:120]}); the file is "
+                        "truncated or not a PyTorch checkpoint: use another file") from None
 
 
 def read_state(path: str) -> tuple[dict[str, Tensor], str]:

@@ -3,6 +3,8 @@
 Pipeline per FEM bin: BGEM (eq. 4) -> FM (eq. 5-6) -> DOEM (eq. 7-9) -> FEM step; the bins
 are fused into the final prediction. `use_bgem`, `use_doem`, `use_pcl` switch the paper's
 modules (Table 3); all off is PFENet exactly. `forward` and `predict_maps` share `_run`.
+`use_scnet` adds SCNet's training-only query branch (model/scnet.py): the same head (merge,
+BGEM/DOEM when on, FEM) compares the query with its own background prototypes.
 """
 from __future__ import annotations
 
@@ -18,10 +20,11 @@ from model.blocks import conv_relu, resize
 from model.doem import DOEM
 from model.fem import FEM
 from model.fm import FeatureMatching
-from model.loss import LossWeights, heads_ce, resize_labels, segmentation_ce, weighted_total
+from model.loss import LossWeights, resize_labels, segmentation_loss, segmentation_terms, weighted_total
 from model.pcl import PCL, negative_region
 from model.prior import prior_mask
 from model.prototype import masked_average_pooling
+from model.scnet import SelfContrastBranch
 
 
 @dataclass
@@ -36,6 +39,8 @@ class _Pass:
     xq: Tensor                     # [B,C,h,w]
     xs: Tensor                     # [B,K,C,h,w]
     proto: Tensor                  # [B,C,1,1] K-shot mean support prototype P^s
+    query_mid: Tensor              # [B,Cm,h,w] backbone mid-level query feature (SCNet prototypes)
+    query_high: Tensor             # [B,Ch,h,w] backbone layer4 query feature (SCNet clustering)
 
 
 class NTRENet(nn.Module):
@@ -44,6 +49,7 @@ class NTRENet(nn.Module):
                  bg_alpha: float = 0.5, do_pooling: str = "global", pcl_negatives: str = "do",
                  pcl_bank_size: int = 2000, pcl_samples: int = 1000, pcl_temperature: float = 1.0,
                  num_train_classes: int = 15, zoom_factor: int = 8, ignore_label: int = 255,
+                 use_scnet: bool = False, scnet_clusters: int = 3, scnet_prior: str = "region",
                  loss_weights: LossWeights = LossWeights()) -> None:
         super().__init__()
         c, n = reduce_dim, len(bins)
@@ -59,6 +65,9 @@ class NTRENet(nn.Module):
         self.fem = FEM(feat_dim=c, bins=bins)
         self.pcl = PCL(num_classes=num_train_classes, dim=c, bank_size=pcl_bank_size, samples=pcl_samples,
                        temperature=pcl_temperature, negatives=pcl_negatives) if use_pcl else None
+        # SCNet: no parameters of its own, it reuses reduce_support and the head (state dict unchanged)
+        self.scnet = SelfContrastBranch(clusters=scnet_clusters, prior=scnet_prior,
+                                        ignore_label=ignore_label) if use_scnet else None
         self.num_train_classes, self.bg_alpha = num_train_classes, bg_alpha
         self.zoom_factor, self.ignore_label, self.loss_weights = zoom_factor, ignore_label, loss_weights
 
@@ -107,16 +116,18 @@ class NTRENet(nn.Module):
         bg_query = self.bgmm(xq) if self.bgmm is not None else None            # eq. 1, [B,2,h,w]
         logits, fem_heads, ini_heads, do_masks = self._pyramid(xq, proto, prior, bg_query)
         return _Pass(logits, fem_heads, ini_heads, do_masks, prior, bg_query, xq,
-                     xs.unflatten(0, (b, k)), proto)
+                     xs.unflatten(0, (b, k)), proto, feats.query_mid, feats.query_high)
 
     def _pyramid(self, xq: Tensor, proto: Tensor, prior: Tensor, bg_logits: Tensor | None):
+        """The comparison head: proto [B,C,1,1] (P^s) or a prototype map [B,C,h,w] (SCNet eq. 7)."""
         size = xq.shape[-2:]
         feats, fem_heads, ini_heads, do_masks, prev = [], [], [], [], None
         for idx in range(self.fem.num_bins):
             x = self.fem.pool(xq, idx)                                          # [B,C,b,b]
             bin_size = x.shape[-2:]
             x_fm = self.bgem(x, self.bgmm.expand(x), idx) if self.bgem is not None else x  # eq. 4
-            x_act, ini = self.fm(x_fm, proto, resize(prior, bin_size), idx)     # eq. 5-6
+            p = proto if proto.shape[-2:] == (1, 1) else self.fem.pool(proto, idx)   # [B,C,1|b,1|b]
+            x_act, ini = self.fm(x_fm, p, resize(prior, bin_size), idx)         # eq. 5-6
             if self.doem is not None:                                           # eq. 7-9
                 x_act, y_do = self.doem(x_act, x, resize(bg_logits, bin_size), ini, idx)
                 ini_heads.append(ini)
@@ -131,17 +142,29 @@ class NTRENet(nn.Module):
                 classes: Tensor | None) -> dict[str, Tensor]:
         target = resize_labels(query_mask, logits.shape[-2:])                  # [B,H,W] long
         zero = logits.new_zeros(())
-        terms = {"main": segmentation_ce(logits, target, self.ignore_label),
-                 "fem": heads_ce(out.fem_heads, target, self.ignore_label),
-                 "ini": heads_ce(out.ini_heads, target, self.ignore_label) if out.ini_heads else zero,
-                 "bg": zero, "pcl": zero}
+        terms = {**segmentation_terms(logits, out.fem_heads, out.ini_heads, target, self.ignore_label),
+                 "bg": zero, "pcl": zero, "scnet": zero}
         bg_support = None
         if self.bgmm is not None:
             bg_support = self.bgmm(out.xs.flatten(0, 1))                       # eq. 2, [BK,2,h,w]
             terms["bg"] = self._bg_loss(out.bg_query, bg_support, query_mask, support_masks)
         if self.pcl is not None:
             terms["pcl"] = self._pcl_loss(out, bg_support, query_mask, support_masks, classes)
+        if self.scnet is not None:  # last: the other terms draw the same random numbers as without it
+            terms["scnet"] = self._scnet_loss(out, query_mask, logits.shape[-2:])
         return weighted_total(terms, self.loss_weights)
+
+    def _scnet_loss(self, out: _Pass, query_mask: Tensor, size: tuple[int, int]) -> Tensor:
+        """SCNet L2 (eq. 9): the query branch (eq. 4-7) through the shared head (eq. 8) vs 1 - M^q.
+
+        Its prototypes are pooled from the query's mid-level feature through the support-side
+        reduction, so the head's prototype channels come from the same layer in both branches.
+        """
+        episode = self.scnet.episode(out.query_high, self.reduce_support(out.query_mid), out.prior, query_mask)
+        logits, fem_heads, ini_heads, _ = self._pyramid(out.xq, episode.protos, episode.prior, out.bg_query)
+        target = resize_labels(episode.target, size)                           # [B,H,W] long
+        terms = segmentation_terms(resize(logits, size), fem_heads, ini_heads, target, self.ignore_label)
+        return segmentation_loss(terms, self.loss_weights)
 
     def _bg_loss(self, bg_query: Tensor, bg_support: Tensor, query_mask: Tensor, support_masks: Tensor) -> Tensor:
         """eq. 3 over the query and every support (groups: query batch, then each shot's batch)."""

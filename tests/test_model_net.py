@@ -41,7 +41,7 @@ def test_eval_returns_logits_train_returns_losses(full_net):
     full_net.train()
     logits, losses = full_net(q, s, sm, qm, cls)
     assert logits.shape == (2, 2, SIZE, SIZE)
-    assert set(losses) == {"main", "ini", "fem", "bg", "pcl", "total"}
+    assert set(losses) == {"main", "ini", "fem", "bg", "pcl", "scnet", "total"}
     assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
     assert all(losses[k] > 0 for k in ("main", "ini", "fem", "bg"))
     w = full_net.loss_weights

@@ -100,6 +100,13 @@ SCHEMA: dict[str, Key] = {
     "loss_fem": Key(float, 0.4, "weight of the per-bin FEM losses", check=_nonneg),
     "loss_bg": Key(float, 1.0, "weight of the BG mining loss", check=_nonneg),
     "loss_pcl": Key(float, 0.01, "weight of the PCL loss", check=_nonneg),
+    "use_scnet": Key(bool, False, "SCNet's self-contrastive query branch (training only; SCNet Sec. 3.2.2)"),
+    "scnet_clusters": Key(int, 3, "SCNet: k-means clusters n of the query's background (SCNet Table 3)",
+                          check=lambda v: None if v >= 1 else "must be >= 1"),
+    "scnet_lambda": Key(float, 0.5, "SCNet eq. 9: L = (1-lambda) L1 + lambda L2 (SCNet Table 5)",
+                        check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
+    "scnet_prior": Key(str, "region", "SCNet: prior-mask channel of the query branch",
+                       ("region", "zeros", "support")),
     # --- training -------------------------------------------------------------------
     "epochs": Key(int, 200, "training epochs", check=_positive),
     "batch_size": Key(int, 32, "episodes per training step (over all GPUs)", check=_positive),
@@ -117,6 +124,10 @@ SCHEMA: dict[str, Key] = {
     "weight": Key(str, "", "checkpoint (own or official) to initialise from"),
     "save_path": Key(str, "", "experiment folder (default exp/<dataset>/<config name>)"),
     "device": Key(str, "auto", "auto, cpu, cuda or cuda:N"),
+    "amp": Key(str, "off", "mixed precision: bf16 autocast (CPU/CUDA) or fp16 autocast + GradScaler "
+               "(CUDA only); losses and metrics stay fp32", ("off", "bf16", "fp16")),
+    "channels_last": Key(bool, False, "NHWC memory format for the model and query images (faster "
+                         "convs on many CPUs/GPUs; same numbers up to rounding)"),
     # --- evaluation -----------------------------------------------------------------
     "test_num": Key(int, 1000, "test episodes (paper: 1000 PASCAL, 4000 COCO; PFENet 5000/20000)",
                     check=_positive),

@@ -71,3 +71,45 @@ BG_DIM_NOTE = ("Fig. 6 gives no numbers in the paper's text: 640 is best for fol
                "the mean, 512 for folds 2 and 3; the paper uses D = 640 (released code 256).")
 
 BACKBONE_NAMES = {"vgg": "VGG-16", "resnet50": "ResNet-50", "resnet101": "ResNet-101"}
+
+# SCNet (papers/003_5b7d1c9765f6fba1.txt: Chen et al., "SCNet: Enhancing Few-Shot Semantic
+# Segmentation by Self-Contrastive Background Prototypes"). SCNet reports class mIoU only (no
+# FB-IoU). Tables 1 (PASCAL-5i) and 2 (COCO-20i), SCNet rows, n = 3 clusters, lambda = 0.5;
+# its PFENet rows on PASCAL equal PFENET above. Tables 4 (support vs query BG prototypes) and
+# 6 (spatial-pyramid prototypes) are variants this code does not implement.
+SCNET_PUBLISHED = (3, 0.5)  # (scnet_clusters, scnet_lambda) of Tables 1 and 2
+SCNET: dict[tuple[str, str, int], FoldRow] = {
+    ("pascal", "vgg", 1): FoldRow((58.0, 68.9, 57.0, 52.2), 59.0, None),
+    ("pascal", "resnet50", 1): FoldRow((62.2, 70.5, 61.1, 58.1), 63.0, None),
+    ("pascal", "resnet101", 1): FoldRow((63.1, 71.1, 63.8, 57.9), 64.0, None),
+    ("pascal", "vgg", 5): FoldRow((59.8, 70.0, 62.7, 57.7), 62.6, None),
+    ("pascal", "resnet50", 5): FoldRow((63.3, 72.0, 68.4, 60.2), 66.0, None),
+    ("pascal", "resnet101", 5): FoldRow((67.5, 73.3, 67.9, 63.1), 68.0, None),
+    ("coco", "resnet50", 1): FoldRow((35.7, 41.9, 37.2, 39.0), 38.4, None),
+    ("coco", "resnet101", 1): FoldRow((38.3, 43.1, 40.0, 39.1), 40.1, None),
+    ("coco", "resnet50", 5): FoldRow((39.6, 45.5, 41.9, 41.3), 42.1, None),
+    ("coco", "resnet101", 5): FoldRow((44.0, 47.7, 45.0, 42.8), 44.8, None),
+}
+
+# SCNet Tables 3 (clusters n, lambda 0.5) and 5 (lambda, n = 3): PASCAL-5i, ResNet-50, 1-shot.
+# n = 0 and lambda = 0 are the baseline (PFENet's published R50 row).
+SCNET_ABLATION_SETTING = ("pascal", "resnet50", 1)
+SCNET_CLUSTERS: dict[int, FoldRow] = {
+    0: FoldRow((61.7, 69.5, 55.4, 56.3), 60.8, None),
+    1: FoldRow((61.7, 70.1, 60.4, 55.0), 61.8, None),
+    2: FoldRow((61.9, 70.0, 61.6, 55.8), 62.3, None),
+    3: FoldRow((62.2, 70.5, 61.1, 58.1), 63.0, None),
+    4: FoldRow((62.0, 70.3, 62.0, 56.1), 62.6, None),
+    5: FoldRow((61.3, 70.1, 60.1, 56.6), 62.0, None),
+}
+SCNET_LAMBDA: dict[float, FoldRow] = {
+    0.0: FoldRow((61.7, 69.5, 55.4, 56.3), 60.8, None),
+    0.1: FoldRow((61.1, 69.9, 58.2, 57.3), 61.6, None),
+    0.3: FoldRow((60.8, 70.1, 60.5, 57.0), 62.1, None),
+    0.5: FoldRow((62.2, 70.5, 61.1, 58.1), 63.0, None),
+    0.7: FoldRow((61.2, 70.3, 61.4, 57.2), 62.5, None),
+    0.9: FoldRow((59.8, 69.2, 60.0, 53.3), 57.7, None),
+    1.0: FoldRow((17.2, 28.8, 33.2, 21.0), 25.1, None),
+}
+SCNET_LAMBDA_NOTE = ("SCNet's Table 5 prints a mean of 57.7 for lambda = 0.9, but its four folds average "
+                     "60.6; the printed value is shown.")

@@ -4,7 +4,9 @@ Reads every `results*.json` under DIR (test.py writes `results_shot{K}.json`), e
 `{"config": {...effective config...}, "metrics": Evaluator.compute(), optional "seeds",
 "mean", "std"}`, and lays them out like the paper: Table 1/2 (folds, mean, FB-IoU per
 shot), Table 3 (module ablation with precision), Table 4 (PCL negatives) and Fig. 6 (BG
-prototype width), each of our cells beside the paper's number and the difference.
+prototype width), each of our cells beside the paper's number and the difference. Runs with
+SCNet's query branch (`use_scnet`) get SCNet rows in Tables 1/2 (beside SCNet's published
+numbers) and SCNet's Tables 3 (clusters n) and 5 (lambda) when they sweep those.
 """
 from __future__ import annotations
 
@@ -35,10 +37,15 @@ class Variant(NamedTuple):
     negatives: str  # pcl_negatives ("-" when PCL is off)
     bg_dim: int | None  # BG prototype width (None when no BG branch)
     coco_style: str  # coco_fold_style ("" unless COCO)
+    scnet: tuple[int, float, str] | None = None  # (scnet_clusters, scnet_lambda, scnet_prior) when on
 
     def label(self) -> str:
-        """Readable name, e.g. '+BGEM+DOEM+PCL D=640' or 'baseline'."""
+        """Readable name, e.g. '+BGEM+DOEM+PCL D=640', 'baseline' or 'SCNet n=3 λ=0.5'."""
         parts = [self.modules]
+        if self.scnet is not None:
+            n, lam, prior = self.scnet
+            branch = f"SCNet n={n} λ={lam:g}" + ("" if prior == "region" else f" prior={prior}")
+            parts = [branch] if self.modules == "baseline" else [f"{self.modules}+{branch}"]
         if self.negatives not in ("-", "do"):
             parts.append(f"neg={self.negatives}")
         if self.bg_dim is not None:
@@ -112,7 +119,9 @@ def _variant(cfg: dict) -> Variant:
     negatives = str(val("pcl_negatives")) if val("use_pcl") else "-"
     has_bg = val("use_bgem") or val("use_doem")
     style = str(val("coco_fold_style")) if cfg.get("dataset") == "coco" else ""
-    return Variant(modules, negatives, int(val("bg_dim")) if has_bg else None, style)
+    scnet = (int(val("scnet_clusters")), float(val("scnet_lambda")), str(val("scnet_prior"))) \
+        if val("use_scnet") else None
+    return Variant(modules, negatives, int(val("bg_dim")) if has_bg else None, style, scnet)
 
 
 def _seed_stats(data: dict) -> tuple[dict, dict]:
@@ -197,21 +206,39 @@ def _avg_cell(runs: Sequence[Result], attr: str, ref: float | None) -> Cell:
 def _row_label(backbone: str, variant: Variant) -> str:
     name = paper.BACKBONE_NAMES.get(backbone, backbone)
     kind = "NTRENet" if variant.modules == FULL else "baseline (PFENet)"
-    rest = variant.label().replace(FULL, "").replace("baseline", "").strip()
+    if variant.scnet is not None:
+        kind = "NTRENet+SCNet" if variant.modules == FULL else "SCNet"
+    rest = variant._replace(scnet=None).label().replace(FULL, "").replace("baseline", "").strip()
+    if variant.scnet is not None and variant.scnet[2] != "region":
+        rest = f"{rest} prior={variant.scnet[2]}".strip()
     return f"{name} {kind}" + (f" {rest}" if rest else "")
 
 
 def _row_order(key: tuple[str, Variant]) -> tuple:
-    """Paper order of backbones (VGG-16, ResNet-50, ResNet-101), NTRENet before baseline."""
+    """Paper order of backbones (VGG-16, ResNet-50, ResNet-101), NTRENet before baseline, each
+    without SCNet's branch before with it."""
     bb, var = key
     known = list(paper.BACKBONE_NAMES)
-    return (known.index(bb) if bb in known else len(known), bb, var.modules != FULL, var.label())
+    return (known.index(bb) if bb in known else len(known), bb, var.modules != FULL, var.scnet is not None,
+            var.label())
+
+
+def _main_reference(variant: Variant) -> dict:
+    """Published rows a Table 1/2 row compares with: NTRENet, PFENet, SCNet, none (NTRENet+SCNet)."""
+    if variant.scnet is not None:
+        return paper.SCNET if variant.modules == "baseline" else {}
+    return paper.NTRENET if variant.modules == FULL else paper.PFENET
+
+
+def _published_scnet(variant: Variant) -> bool:
+    """No branch, or the branch as in SCNet's Tables 1 and 2 (n = 3, lambda = 0.5)."""
+    return variant.scnet is None or variant.scnet[:2] == paper.SCNET_PUBLISHED
 
 
 def main_table(dataset: str, results: Sequence[Result]) -> Table | None:
     """Table 1 (PASCAL) / Table 2 (COCO) layout: full model vs NTRENet, baseline vs PFENet."""
     runs = [r for r in results if r.dataset == dataset and r.variant.negatives in ("do", "-")
-            and r.variant.modules in (FULL, "baseline")]
+            and r.variant.modules in (FULL, "baseline") and _published_scnet(r.variant)]
     if not runs:
         return None
     shots = sorted({r.shot for r in runs})
@@ -221,7 +248,7 @@ def main_table(dataset: str, results: Sequence[Result]) -> Table | None:
     groups = _group(runs, "backbone", "variant")
     for bb, var in sorted(groups, key=_row_order):
         group = groups[(bb, var)]
-        ref_table = paper.NTRENET if var.modules == FULL else paper.PFENET
+        ref_table = _main_reference(var)
         cells: list[Cell] = []
         for k in shots:
             ref = ref_table.get((dataset, bb, k))
@@ -231,25 +258,31 @@ def main_table(dataset: str, results: Sequence[Result]) -> Table | None:
         table.rows.append((_row_label(bb, var), cells))
     table.notes.append("NTRENet rows compare with the paper's NTRENet numbers, baseline rows with "
                        "PFENet's published numbers (as cited in the paper's table).")
+    if any(var.scnet is not None for _, var in groups):
+        table.notes.append("SCNet rows (PFENet + SCNet's branch, n = 3, λ = 0.5) compare with SCNet's published "
+                           "numbers (its Tables 1 and 2, no FB-IoU reported); NTRENet+SCNet has none.")
     return table
 
 
 _ABLATION_ORDER = ["baseline", "+BGEM", "+BGEM+DOEM", FULL]
 
 
-def _variant_table(title: str, runs: Sequence[Result], ref_fn, extra: tuple[str, str] | None) -> Table:
+def _ablation_order(v: Variant) -> tuple:
+    return (_ABLATION_ORDER.index(v.modules) if v.modules in _ABLATION_ORDER else len(_ABLATION_ORDER), v.label())
+
+
+def _variant_table(title: str, runs: Sequence[Result], ref_fn, extra: tuple[str, str] | None,
+                   order_key=_ablation_order, label_fn=Variant.label) -> Table:
     """Rows = variants of one (dataset, backbone, shot); columns folds, Mean, [extra]."""
     cols = FOLD_COLS + ["Mean"] + ([extra[1]] if extra else [])
     table = Table(title, cols)
     groups = {key[0]: group for key, group in _group(runs, "variant").items()}
-    order = sorted(groups, key=lambda v: (_ABLATION_ORDER.index(v.modules) if v.modules in _ABLATION_ORDER
-                                          else len(_ABLATION_ORDER), v.label()))
-    for var in order:
+    for var in sorted(groups, key=order_key):
         ref = ref_fn(var)  # (folds, mean, extra) or None
         cells = _fold_cells(groups[var], ref[0] if ref else None, ref[1] if ref else None)
         if extra:
             cells.append(_avg_cell(groups[var], extra[0], ref[2] if ref else None))
-        table.rows.append((var.label(), cells))
+        table.rows.append((label_fn(var), cells))
     return table
 
 
@@ -259,7 +292,7 @@ def _setting_name(dataset: str, backbone: str, shot: int) -> str:
 
 def ablation_tables(results: Sequence[Result]) -> list[Table]:
     """Table 3 layout for every setting with at least two module combinations."""
-    runs = [r for r in results if r.variant.negatives in ("do", "-")]
+    runs = [r for r in results if r.variant.negatives in ("do", "-") and r.variant.scnet is None]
     tables = []
     for setting, group in _group(runs, "dataset", "backbone", "shot").items():
         if len({r.variant.modules for r in group}) < 2:
@@ -273,7 +306,7 @@ def ablation_tables(results: Sequence[Result]) -> list[Table]:
 
 def negatives_tables(results: Sequence[Result]) -> list[Table]:
     """Table 4 layout (PCL negatives) where a full-model run used other negatives than DO."""
-    runs = [r for r in results if r.variant.modules == FULL]
+    runs = [r for r in results if r.variant.modules == FULL and r.variant.scnet is None]
     tables = []
     for setting, group in _group(runs, "dataset", "backbone", "shot").items():
         if {r.variant.negatives for r in group} <= {"do"}:
@@ -289,7 +322,7 @@ def negatives_tables(results: Sequence[Result]) -> list[Table]:
 
 def bg_dim_tables(results: Sequence[Result]) -> list[Table]:
     """Fig. 6 sweep (BG prototype width) where full-model runs differ only in bg_dim."""
-    runs = [r for r in results if r.variant.modules == FULL and r.variant.negatives == "do"]
+    runs = [r for r in results if r.variant.modules == FULL and r.variant.negatives == "do" and r.variant.scnet is None]
     tables = []
     for setting, group in _group(runs, "dataset", "backbone", "shot").items():
         if len({r.variant for r in group}) < 2:
@@ -301,10 +334,68 @@ def bg_dim_tables(results: Sequence[Result]) -> list[Table]:
     return tables
 
 
+class _Sweep(NamedTuple):
+    """One of SCNet's hyper-parameter tables: which value it sweeps and which it holds."""
+
+    title: str
+    swept: int        # index in Variant.scnet of the swept value
+    held: float       # the other value (n = 3 or lambda = 0.5)
+    off_value: float  # what a run without the branch counts as (n = 0, lambda = 0)
+    name: str
+    published: dict
+
+
+_SWEEPS = (_Sweep("SCNet Table 3 (background clusters n, λ = 0.5)", 0, 0.5, 0, "n", paper.SCNET_CLUSTERS),
+           _Sweep("SCNet Table 5 (loss weight λ, n = 3)", 1, 3, 0.0, "λ", paper.SCNET_LAMBDA))
+
+
+def _sweep_value(sweep: _Sweep, v: Variant) -> float | None:
+    """The swept value of a run in this sweep, None when the run is not part of it."""
+    if v.scnet is None:
+        return sweep.off_value
+    n, lam, _ = v.scnet
+    if sweep.swept == 0:
+        return n if lam == sweep.held else None
+    return lam if n == sweep.held else None
+
+
+def scnet_tables(results: Sequence[Result]) -> list[Table]:
+    """SCNet Tables 3 and 5 for every (setting, modules) where branch runs take two or more values of
+    n (at lambda 0.5) or lambda (at n = 3); runs without the branch are the n = 0 / lambda = 0 row."""
+    tables = []
+    for sweep in _SWEEPS:
+        runs = [r for r in results if r.variant.negatives in ("do", "-") and _sweep_value(sweep, r.variant) is not None
+                and (r.variant.scnet is None or r.variant.scnet[2] == "region")]
+        for setting, group in _group(runs, "dataset", "backbone", "shot").items():
+            for modules in sorted({r.variant.modules for r in group}):
+                sub = [r for r in group if r.variant.modules == modules]
+                if len({_sweep_value(sweep, r.variant) for r in sub if r.variant.scnet}) > 1:  # a sweep, not on/off
+                    tables.append(_sweep_table(sweep, setting, modules, sub))
+    return tables
+
+
+def _sweep_table(sweep: _Sweep, setting: tuple, modules: str, runs: Sequence[Result]) -> Table:
+    on_paper = setting == paper.SCNET_ABLATION_SETTING and modules == "baseline"
+
+    def ref_fn(v: Variant):
+        row = sweep.published.get(_sweep_value(sweep, v)) if on_paper else None
+        return (row.folds, row.mean, None) if row else None
+
+    def label(v: Variant) -> str:
+        return f"{sweep.name}={_sweep_value(sweep, v):g}" + (" (no branch)" if v.scnet is None else "")
+    base = "PFENet baseline" if modules == "baseline" else f"{modules} (NTRENet)" if modules == FULL else modules
+    table = _variant_table(f"{sweep.title}: {_setting_name(*setting)}, {base}", runs, ref_fn, None,
+                           order_key=lambda v: _sweep_value(sweep, v), label_fn=label)
+    if on_paper and sweep.swept == 1:
+        table.notes.append(paper.SCNET_LAMBDA_NOTE)
+    return table
+
+
 def build_tables(results: Sequence[Result]) -> list[Table]:
     """Every table the results support, main tables first."""
     tables = [main_table(d, results) for d in sorted({r.dataset for r in results})]
-    return [t for t in tables if t] + ablation_tables(results) + negatives_tables(results) + bg_dim_tables(results)
+    return [t for t in tables if t] + ablation_tables(results) + negatives_tables(results) + bg_dim_tables(results) \
+        + scnet_tables(results)
 
 
 # --- rendering --------------------------------------------------------------------------
