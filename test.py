@@ -5,6 +5,8 @@
 Without `weight`, uses exp/<dataset>/<exp>/model/best.pth (else last.pth). Writes
 results_shot<K>.json / .md next to the checkpoint; `seeds N` repeats with N seeds, `vis N`
 saves N Fig. 5-style panels, `baselines true` also scores the trivial predictors.
+Under `torchrun --nproc_per_node N test.py ...` the episodes are split over the processes and
+their counts summed: the same numbers as one process, to the last digit; rank 0 writes.
 """
 from __future__ import annotations
 
@@ -18,13 +20,15 @@ import cv2
 import torch
 
 from model import build_model, load_weights
+from util import distributed
 from util.config import Config, load_config
+from util.distributed import World
 from util.errors import UserError
 from util.evaluator import Evaluator
 from util.loader import build_loader
-from util.runtime import experiment_dir, resolve_device, run_cli, seed_everything, setup_logging
+from util.runtime import amp_dtype, experiment_dir, memory_format, run_cli, seed_everything, setup_logging
 from util.splits import fold_classes
-from util.validate import BASELINES, evaluate
+from util.validate import BASELINES, Precision, evaluate
 
 log = logging.getLogger("test")
 
@@ -71,16 +75,18 @@ def markdown(cfg: Config, weight: str, runs: list[dict], summary: dict, base: di
     return head + "\n".join(rows + per) + "\n"
 
 
-def run_seeds(cfg: Config, net, device) -> tuple[list[dict], dict, list]:
+def run_seeds(cfg: Config, net, device, world: World = World()) -> tuple[list[dict], dict, list]:
+    """Every seed's metrics (identical on every rank: counts are summed over the ranks)."""
     classes = fold_classes(cfg, "test")
     runs, base, images = [], {}, []
     for i in range(cfg.seeds):
-        loader = build_loader(cfg, "test", test_seed=cfg.test_seed + i)
+        loader = build_loader(cfg, "test", world.rank, world.size, test_seed=cfg.test_seed + i)
         ev = Evaluator(classes, cfg.dataset, cfg.ignore_label, cfg.ori_resize)
         baselines = {n: Evaluator(classes, cfg.dataset, cfg.ignore_label, cfg.ori_resize)
                      for n in BASELINES} if cfg.get("baselines") and i == 0 else None
         metrics, b, imgs = evaluate(net, loader, ev, device, baselines=baselines,
-                                    panels=cfg.vis if i == 0 else 0, desc=f"test seed {i + 1}/{cfg.seeds}")
+                                    panels=cfg.vis if i == 0 else 0, desc=f"test seed {i + 1}/{cfg.seeds}",
+                                    precision=Precision(cfg.amp, cfg.channels_last))
         runs.append(metrics)
         base.update(b)
         images += imgs
@@ -111,15 +117,30 @@ def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.opts)
+    world, device = distributed.init_distributed(cfg.device)
+    done = False
+    try:
+        code = run_test(cfg, world, device)
+        done = True
+        return code
+    finally:
+        distributed.shutdown(wait=done)
+
+
+def run_test(cfg: Config, world: World, device: torch.device) -> int:
+    """Score the checkpoint on this process's share of the episodes; rank 0 writes the results."""
     weight = find_weight(cfg)
-    setup_logging(os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log"))
-    device = resolve_device(cfg.device)
+    amp_dtype(cfg.amp, device)  # an impossible amp setting fails before any work
+    log_file = os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log")
+    setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING)
     seed_everything(cfg.manual_seed)
     build_cfg = Config(cfg)
     dict.__setitem__(build_cfg, "pretrained", False)  # the checkpoint holds the backbone too
-    net = build_model(build_cfg).to(device)
+    net = build_model(build_cfg).to(device, memory_format=memory_format(cfg.channels_last))
     load_weights(net, weight)
-    runs, base, images = run_seeds(cfg, net, device)
+    runs, base, images = run_seeds(cfg, net, device, world)
+    if not world.main:
+        return 0
     stem = write_results(cfg, weight, runs, base, images)
     summary = summarise(runs)
     log.info("%d-shot fold %d: mIoU %s ± %.2f, FB-IoU %s ± %.2f, precision %s", cfg.shot, cfg.split,

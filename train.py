@@ -3,7 +3,11 @@
     python train.py --config config/pascal/pascal_split0_resnet50.yaml [key value ...]
 
 Outputs go to exp/<dataset>/<exp>/{model,result,tb}; `resume FILE` continues a run exactly,
-`weight FILE` initialises from an own or official checkpoint.
+`weight FILE` initialises from an own or official checkpoint. Several GPUs or machines:
+
+    torchrun --standalone --nproc_per_node N train.py --config FILE [key value ...]
+
+(DistributedDataParallel, see util/distributed.py; only rank 0 logs and writes files).
 """
 from __future__ import annotations
 
@@ -17,18 +21,47 @@ from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 from model import build_model, load_weights
+from util import distributed
 from util.checkpoint import load_training_state, save_checkpoint
 from util.config import dump_config, load_config
+from util.distributed import World
 from util.errors import UserError
+from util.guard import claim_output_dir
 from util.evaluator import Evaluator
 from util.loader import build_loader
-from util.runtime import experiment_dir, resolve_device, run_cli, seed_everything, set_rng_state, setup_logging
+from util.runtime import (amp_dtype, autocast, enable_determinism, experiment_dir, memory_format, run_cli,
+                          seed_everything, set_rng_state, setup_logging)
 from util.splits import fold_classes
-from util.validate import evaluate, to_device
+from util.validate import Precision, evaluate, to_device
 from util.vis import panel
 
 log = logging.getLogger("train")
-LOSS_TERMS = ("main", "ini", "fem", "bg", "pcl", "total")
+LOSS_TERMS = ("main", "ini", "fem", "bg", "pcl", "total")  # always logged; other terms the model returns too
+RANK_SEED_STRIDE = 1_000_003  # rank r > 0 seeds dropout/bank sampling with seed + epoch + r * stride
+
+
+class NullWriter:
+    """Stands in for the tensorboard writer on ranks > 0: only rank 0 writes events."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+    def add_image(self, *args, **kwargs) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def make_scaler(enabled: bool):
+    """GradScaler for amp fp16 on CUDA (a transparent no-op otherwise); torch 2.1-2.2 spell it
+    torch.cuda.amp.GradScaler."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,65 +83,105 @@ def build_optimizer(net: torch.nn.Module, cfg) -> torch.optim.Optimizer:
 
 
 class Run:
-    """State of one training run: folders, model, optimiser, loaders, writer, counters."""
+    """State of one training run: folders, model (and its DDP wrapper), optimiser, loaders,
+    writer, counters. `net` is the model itself, `ddp` what the training step calls."""
 
-    def __init__(self, cfg, device: torch.device):
-        self.cfg, self.device = cfg, device
+    def __init__(self, cfg, device: torch.device, world: World = World()):
+        self.cfg, self.device, self.world = cfg, device, world
+        self.precision = Precision(cfg.amp, cfg.channels_last)
         self.dir = experiment_dir(cfg)
         self.model_dir = os.path.join(self.dir, "model")
-        self.net = build_model(cfg).to(device)
+        self.net = build_model(cfg).to(device, memory_format=memory_format(cfg.channels_last))
         if cfg.weight:
             load_weights(self.net, cfg.weight)
         self.opt = build_optimizer(self.net, cfg)
-        self.train_loader = build_loader(cfg, "train")
-        self.val_loader = build_loader(cfg, "val") if cfg.val_every else None
-        self.epoch, self.iteration, self.best = 0, 0, -1.0
+        self.scaler = make_scaler(amp_dtype(cfg.amp, device) == torch.float16)
+        self.train_loader = build_loader(cfg, "train", world.rank, world.size)
+        self.val_loader = build_loader(cfg, "val", world.rank, world.size) if cfg.val_every else None
+        self.epoch, self.iteration, self.best, self.step_in_epoch = 0, 0, -1.0, 0
+        self.resume_rng: dict | None = None  # restored once the resumed epoch's loader has started
+        self.skipped = 0
         if cfg.resume:
             self._resume(cfg.resume)
         self.max_iter = cfg.epochs * len(self.train_loader)
         if self.max_iter == 0:
             raise UserError(f"the training list {cfg.train_list} gives no full batch of {cfg.batch_size}: "
                             "lower batch_size or check the list")
-        self.writer = SummaryWriter(os.path.join(self.dir, "tb"), purge_step=self.iteration or None)
+        self.ddp = distributed.wrap_model(self.net, device)
+        purge = self.iteration + 1 if self.iteration else None  # TensorBoard drops the crashed tail
+        self.writer = SummaryWriter(os.path.join(self.dir, "tb"), purge_step=purge) if world.main else NullWriter()
 
     def _resume(self, path: str) -> None:
+        """Every rank loads the same checkpoint (rank 0's model, PCL bank and optimiser)."""
         state = load_training_state(path)
         self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
+        if "scaler" in state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.iteration, self.best = state["epoch"], state["iteration"], state["best_miou"]
+        self.step_in_epoch = state.get("step_in_epoch", 0)
         set_rng_state(state["rng"])
-        log.info("resumed from %s at epoch %d, iteration %d", path, self.epoch, self.iteration)
+        self.resume_rng = state["rng"] if self.step_in_epoch else None
+        log.info("resumed from %s at epoch %d, iteration %d (step %d of the epoch)", path, self.epoch,
+                 self.iteration, self.step_in_epoch)
 
     def save(self, name: str) -> None:
+        """Rank 0 writes; the other ranks hold the same weights (DDP) and averaged BN statistics."""
+        if not self.world.main:
+            return
+        self.writer.flush()  # events up to the checkpoint are on disk before it is: a crash loses none
+        extra = {"step_in_epoch": self.step_in_epoch}
+        if self.scaler.is_enabled():
+            extra["scaler"] = self.scaler.state_dict()
         save_checkpoint(os.path.join(self.model_dir, name), model=self.net, optimizer=self.opt,
-                        epoch=self.epoch, iteration=self.iteration, best_miou=self.best, cfg=self.cfg)
+                        epoch=self.epoch, iteration=self.iteration, best_miou=self.best, cfg=self.cfg,
+                        extra=extra)
 
 
 def train_step(run: Run, batch: dict) -> dict:
-    """One SGD step; returns the loss terms as floats."""
+    """One SGD step (autocast forward, fp32 losses, GradScaler with fp16); returns the loss
+    terms as floats, averaged over the ranks (checked before backward, so all ranks stop or
+    skip together on a non-finite loss)."""
     lr = poly_lr(run.cfg.base_lr, run.iteration, run.max_iter, run.cfg.power)
     for g in run.opt.param_groups:
         g["lr"] = lr
-    b = to_device(batch, run.device)
-    _, losses = run.net(b["query"], b["supports"], b["support_masks"],
-                        query_mask=b["query_mask"], classes=b["class_idx"])
-    if not torch.isfinite(losses["total"]):
-        bad = [k for k, v in losses.items() if not torch.isfinite(v)]
-        raise UserError(f"non-finite loss at iteration {run.iteration + 1} (terms: {', '.join(bad)}); "
-                        f"the last good checkpoint is kept in {run.model_dir}: lower base_lr and resume")
+    b = to_device(batch, run.device, run.cfg.channels_last)
+    with autocast(run.cfg.amp, run.device):
+        _, losses = run.ddp(b["query"], b["supports"], b["support_masks"],
+                            query_mask=b["query_mask"], classes=b["class_idx"])
+    out = distributed.mean_over_ranks(losses)
+    if not math.isfinite(out["total"]):
+        check_nonfinite(run, out)
+        run.iteration += 1
+        return {**out, "lr": lr}
     run.opt.zero_grad(set_to_none=True)
-    losses["total"].backward()
-    run.opt.step()
+    run.scaler.scale(losses["total"].float()).backward()
+    run.scaler.step(run.opt)
+    run.scaler.update()
     run.iteration += 1
-    out = {k: float(v.detach()) for k, v in losses.items()}
     out["lr"] = lr
     return out
 
 
+def check_nonfinite(run: Run, terms: dict) -> None:
+    """`on_nonfinite stop`: end the run naming the step and term (checkpoints on disk stay the
+    last good ones); `skip`: drop this step's update and go on."""
+    bad = ", ".join(k for k, v in terms.items() if not math.isfinite(v))
+    if run.cfg.on_nonfinite == "stop":
+        raise UserError(f"non-finite loss at iteration {run.iteration + 1} (terms: {bad}); the last good "
+                        f"checkpoint is kept in {run.model_dir}: lower base_lr and resume, or set "
+                        "`on_nonfinite skip`")
+    run.skipped += 1
+    log.warning("non-finite loss at iteration %d (terms: %s): step skipped (%d so far)",
+                run.iteration + 1, bad, run.skipped)
+
+
 def log_images(run: Run, batch: dict, tag: str) -> None:
-    """Fig. 5-style panel of the first episode of `batch`."""
+    """Fig. 5-style panel of the first episode of `batch` (rank 0 only, fp32)."""
+    if not run.world.main:
+        return
     was_training = run.net.training
-    b = to_device(batch, run.device)
+    b = to_device(batch, run.device, run.cfg.channels_last)
     with torch.no_grad():
         run.net.eval()
         maps = run.net.predict_maps(b["query"], b["supports"], b["support_masks"])
@@ -118,29 +191,43 @@ def log_images(run: Run, batch: dict, tag: str) -> None:
 
 
 def train_epoch(run: Run) -> None:
-    cfg = run.cfg
-    seed_everything(cfg.manual_seed + run.epoch)
-    run.train_loader.sampler.set_epoch(run.epoch)
-    run.train_loader.dataset.set_epoch(run.epoch)
-    run.net.train()
-    bar = tqdm(run.train_loader, desc=f"epoch {run.epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
+    """One epoch; the episodes depend on (seed, epoch) only, each rank taking its share."""
+    cfg, loader = run.cfg, run.train_loader
+    if run.resume_rng is None:
+        seed_everything(cfg.manual_seed + run.epoch + RANK_SEED_STRIDE * run.world.rank)
+    loader.sampler.set_epoch(run.epoch, skip=run.step_in_epoch * loader.batch_size)
+    loader.dataset.set_epoch(run.epoch)
+    run.ddp.train()
+    batches = iter(loader)  # draws the workers' base seed from the global RNG
+    if run.resume_rng is not None:  # mid-epoch resume: continue the interrupted RNG stream
+        set_rng_state(run.resume_rng)
+        run.resume_rng = None
+    bar = tqdm(batches, total=len(loader), desc=f"epoch {run.epoch + 1}/{cfg.epochs}", dynamic_ncols=True,
+               disable=not run.world.main)
     for batch in bar:
         terms = train_step(run, batch)
+        run.step_in_epoch += 1
+        names = [k for k in terms if k != "lr"]
         bar.set_postfix(loss=f"{terms['total']:.3f}", lr=f"{terms['lr']:.2e}")
         if run.iteration % cfg.print_freq == 0:
             log.info("epoch %d iter %d/%d %s", run.epoch + 1, run.iteration, run.max_iter,
-                     " ".join(f"{k} {terms[k]:.4f}" for k in LOSS_TERMS))
-        for k in LOSS_TERMS:
+                     " ".join(f"{k} {terms[k]:.4f}" for k in names))
+        for k in names:
             run.writer.add_scalar(f"loss/{k}", terms[k], run.iteration)
         run.writer.add_scalar("lr", terms["lr"], run.iteration)
         if cfg.image_every and run.iteration % cfg.image_every == 0:
             log_images(run, batch, "train/panel")
+        if cfg.save_every_iters and run.iteration % cfg.save_every_iters == 0:
+            run.save("last.pth")
+    run.step_in_epoch = 0
+    distributed.average_bn_statistics(run.net)  # before validation and checkpoints
 
 
 def validate(run: Run) -> float:
     classes = fold_classes(run.cfg, "val")
     ev = Evaluator(classes, run.cfg.dataset, run.cfg.ignore_label, run.cfg.ori_resize)
-    metrics, _, images = evaluate(run.net, run.val_loader, ev, run.device, panels=1, desc="validate")
+    metrics, _, images = evaluate(run.net, run.val_loader, ev, run.device, panels=1, desc="validate",
+                                  precision=run.precision)
     metrics = {k: math.nan if v is None else v for k, v in metrics.items()}
     for k in ("miou", "fbiou", "precision"):
         run.writer.add_scalar(f"val/{k}", metrics[k], run.iteration)
@@ -154,14 +241,33 @@ def validate(run: Run) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.opts)
+    world, device = distributed.init_distributed(cfg.device)
+    done = False
+    try:
+        code = run_training(cfg, world, device)
+        done = True
+        return code
+    finally:
+        distributed.shutdown(wait=done)
+
+
+def run_training(cfg, world: World, device: torch.device) -> int:
+    """The whole run on this process (one of `world.size`)."""
+    amp_dtype(cfg.amp, device)  # an impossible amp setting fails before any work
     out = experiment_dir(cfg)
-    setup_logging(os.path.join(out, "result", "train.log"))
-    dump_config(cfg, os.path.join(out, "result", "config.yaml"))
-    device = resolve_device(cfg.device)
+    if world.main:
+        claim_output_dir(out, resume=cfg.resume, overwrite=cfg.overwrite)
+        setup_logging(os.path.join(out, "result", "train.log"))
+        dump_config(cfg, os.path.join(out, "result", "config.yaml"))
+    else:
+        setup_logging(None, logging.WARNING)
+    if cfg.deterministic:
+        enable_determinism()
     seed_everything(cfg.manual_seed)
-    run = Run(cfg, device)
-    log.info("training %s on %s: %d iterations/epoch, output %s", cfg.get("_config_path"), device,
-             len(run.train_loader), out)
+    run = Run(cfg, device, world)
+    log.info("training %s on %s x %d process(es), amp %s%s: %d iterations/epoch, output %s",
+             cfg.get("_config_path"), device, world.size, cfg.amp,
+             ", channels_last" if cfg.channels_last else "", len(run.train_loader), out)
     while run.epoch < cfg.epochs:
         train_epoch(run)
         run.epoch += 1

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# usage: sh train.sh DATASET EXP [key value ...]
+# usage: [GPUS=N] sh train.sh DATASET EXP [key value ...]
 #   e.g. sh train.sh pascal split0_resnet50 shot 5 base_lr 0.0025
+#        GPUS=4 sh train.sh pascal split0_resnet50       # 4 processes (torchrun --nproc_per_node 4)
 # Reads config/DATASET/DATASET_EXP.yaml, writes exp/DATASET/EXP[_Kshot]/{model,result,tb}.
+# GPUS=N starts N processes on this machine (one GPU each; with `device cpu`, N gloo CPU
+# processes); add NNODES, NODE_RANK, MASTER_ADDR (and MASTER_PORT) for several machines.
+# batch_size stays the total over all processes.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/common.sh
@@ -9,4 +14,4 @@ resolve "$@"
 shift 2
 mkdir -p "$EXP_DIR/result"
 cp "$CONFIG" "$EXP_DIR/result/"
-$PY train.py --config "$CONFIG" "$@" 2>&1 | tee -a "$EXP_DIR/result/train.sh.log"
+launch train.py --config "$CONFIG" "$@" 2>&1 | tee -a "$EXP_DIR/result/train.sh.log"

@@ -25,3 +25,26 @@ resolve() {
   [ "$shot" != 1 ] && EXP_DIR=${EXP_DIR}_${shot}shot
   return 0
 }
+
+# launch SCRIPT.py ARGS...: plain python, or torchrun when GPUS > 1 or NNODES > 1.
+#   GPUS=N       processes on this machine (torchrun --nproc_per_node N; one GPU each)
+#   NNODES=M     machines; then NODE_RANK (0..M-1), MASTER_ADDR and MASTER_PORT (29500)
+launch() {
+  local gpus=${GPUS:-1} nnodes=${NNODES:-1}
+  case "$gpus$nnodes" in
+    *[!0-9]*) echo "error: GPUS='$gpus' and NNODES='$nnodes' must be positive integers" >&2; exit 2 ;;
+  esac
+  if [ "$gpus" -lt 1 ] || [ "$nnodes" -lt 1 ]; then
+    echo "error: GPUS and NNODES must be >= 1 (got GPUS=$gpus NNODES=$nnodes)" >&2
+    exit 2
+  fi
+  if [ "$gpus" -eq 1 ] && [ "$nnodes" -eq 1 ]; then
+    $PY "$@"
+  elif [ "$nnodes" -eq 1 ]; then
+    $PY -m torch.distributed.run --standalone --nproc_per_node "$gpus" "$@"
+  else
+    : "${NODE_RANK:?set NODE_RANK (0..NNODES-1) on each machine}" "${MASTER_ADDR:?set MASTER_ADDR to the host of node 0}"
+    $PY -m torch.distributed.run --nnodes "$nnodes" --node_rank "$NODE_RANK" --nproc_per_node "$gpus" \
+      --master_addr "$MASTER_ADDR" --master_port "${MASTER_PORT:-29500}" "$@"
+  fi
+}

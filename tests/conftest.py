@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny generated toy tree and config overrides that make runs fast."""
 import glob
+import os
 import struct
 
 import pytest
@@ -32,16 +33,20 @@ def toy_overrides(root) -> list[str]:
 
 
 def read_events(folder: str) -> list[tuple[str, int, float]]:
-    """(tag, step, value) of every summary in a tensorboard folder, read without tensorboard."""
+    """(tag, step, value) of every summary in a tensorboard folder, read without tensorboard and
+    as TensorBoard shows them: a resumed writer's purge marker (SessionLog START at step s)
+    discards the earlier files' events at steps >= s."""
     from tensorboardX.proto import event_pb2
 
     out = []
-    for path in sorted(glob.glob(f"{folder}/events.out.tfevents.*")):
+    for path in sorted(glob.glob(f"{folder}/events.out.tfevents.*"), key=os.path.getmtime):
         data, i = open(path, "rb").read(), 0
         while i < len(data):
             n = struct.unpack("<Q", data[i:i + 8])[0]
             ev = event_pb2.Event()
             ev.ParseFromString(data[i + 12:i + 12 + n])
             i += 16 + n
+            if ev.HasField("session_log") and ev.session_log.status == event_pb2.SessionLog.START:
+                out = [e for e in out if e[1] < ev.step]
             out += [(v.tag, ev.step, v.simple_value) for v in ev.summary.value]
     return out

@@ -123,6 +123,12 @@ SCHEMA: dict[str, Key] = {
     "resume": Key(str, "", "checkpoint to continue training from exactly"),
     "weight": Key(str, "", "checkpoint (own or official) to initialise from"),
     "save_path": Key(str, "", "experiment folder (default exp/<dataset>/<config name>)"),
+    "overwrite": Key(bool, False, "replace a previous run in the experiment folder (otherwise refused)"),
+    "save_every_iters": Key(int, 0, "also write last.pth every N iterations, mid-epoch (0: epoch ends only)",
+                            check=_nonneg),
+    "on_nonfinite": Key(str, "stop", "a NaN/inf loss stops the run (last good checkpoint kept) or skips the step",
+                        ("stop", "skip")),
+    "deterministic": Key(bool, False, "torch.use_deterministic_algorithms (CUDA: slower, see README)"),
     "device": Key(str, "auto", "auto, cpu, cuda or cuda:N"),
     "amp": Key(str, "off", "mixed precision: bf16 autocast (CPU/CUDA) or fp16 autocast + GradScaler "
                "(CUDA only); losses and metrics stay fp32", ("off", "bf16", "fp16")),
@@ -177,6 +183,8 @@ def coerce(name: str, value: Any, origin: str = "") -> Any:
         except ConfigError:
             raise bad from None
     else:
+        if key.choices and "off" in key.choices and isinstance(value, bool):
+            value = "on" if value else "off"  # YAML reads a bare `off` as false
         out = _scalar(value, key.type, bad)
     if key.choices and out not in key.choices:
         raise ConfigError(f"config key '{name}'{where}: {out!r} is not one of {', '.join(map(str, key.choices))}")

@@ -1,13 +1,21 @@
 """The one evaluation loop: train.py validates with it and test.py tests with it, so the
-two can never drift apart (PFENet's copies did)."""
+two can never drift apart (PFENet's copies did).
+
+Under torchrun each rank scores its share of the episodes (the loader's sampler strides the
+fixed list) and the evaluators' integer counts are summed over the ranks, so the metrics are
+exactly the single-process ones; panels are gathered and picked by global episode index.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from tqdm import tqdm
 
+from util import distributed
 from util.evaluator import Evaluator
+from util.runtime import autocast
 from util.vis import panel
 
 
@@ -27,36 +35,71 @@ BASELINES: dict[str, Callable[[dict], torch.Tensor]] = {"all_foreground": all_fo
                                                         "prior_only": prior_only}
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+@dataclass(frozen=True)
+class Precision:
+    """How the forward runs: autocast mode (`amp` key) and memory format (`channels_last`)."""
+    amp: str = "off"
+    channels_last: bool = False
+
+
+def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
+    """Tensors to `device`; with channels_last the 4-D query image goes NHWC as the weights."""
+    out = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    if channels_last and torch.is_tensor(out.get("query")):
+        out["query"] = out["query"].contiguous(memory_format=torch.channels_last)
+    return out
+
+
+def _forward_maps(net: torch.nn.Module, b: dict, need_maps: bool, device: torch.device,
+                  precision: Precision) -> dict:
+    """Logits (and maps) of a batch, in fp32 whatever the autocast dtype: scoring, baselines
+    and panels always see float tensors."""
+    args = (b["query"], b["supports"], b["support_masks"])
+    with autocast(precision.amp, device):
+        maps = _model(net).predict_maps(*args) if need_maps else {"logits": net(*args)}
+    return {k: v.float() for k, v in maps.items()}
 
 
 @torch.no_grad()
 def evaluate(net: torch.nn.Module, loader, evaluator: Evaluator, device: torch.device, *,
              baselines: dict[str, Evaluator] | None = None, panels: int = 0,
-             desc: str = "eval") -> tuple[dict, dict, list]:
+             desc: str = "eval", precision: Precision = Precision()) -> tuple[dict, dict, list]:
     """Scores every episode of `loader`; returns (metrics, baseline metrics, panel images).
 
     Baselines and panels need the intermediate maps, so they switch to `predict_maps`.
+    Distributed: counts are summed over the ranks and the first `panels` episodes' panels
+    (by global index) are returned on every rank.
     """
     net.eval()
-    evaluator.reset()
-    for ev in (baselines or {}).values():
+    evaluators = [evaluator, *(baselines or {}).values()]
+    for ev in evaluators:
         ev.reset()
-    images, need_maps = [], bool(baselines) or panels > 0
-    for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True):
-        b = to_device(batch, device)
-        args = (b["query"], b["supports"], b["support_masks"])
-        maps = _model(net).predict_maps(*args) if need_maps else {"logits": net(*args)}
+    images, need_maps, seen = [], bool(baselines) or panels > 0, 0
+    shard = _shard(loader)
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not distributed.is_main())
+    for batch in bar:
+        b = to_device(batch, device, precision.channels_last)
+        maps = _forward_maps(net, b, need_maps, device, precision)
         masks = b.get("query_mask")
         evaluator.update(maps["logits"], batch["raw_mask"], batch["class_idx"], masks=masks)
         for name, ev in (baselines or {}).items():
             ev.update(BASELINES[name](maps), batch["raw_mask"], batch["class_idx"], masks=masks)
         for i in range(b["query"].shape[0]):
-            if len(images) < panels:
-                images.append(panel(b["query"], b["supports"], b["support_masks"], masks, maps, i))
+            index = shard[0] + (seen + i) * shard[1]  # position in the fixed episode list
+            if index < panels:
+                images.append((index, panel(b["query"], b["supports"], b["support_masks"], masks, maps, i)))
+        seen += b["query"].shape[0]
+    for ev in evaluators:
+        distributed.reduce_evaluator(ev)
     base = {name: ev.compute() for name, ev in (baselines or {}).items()}
-    return evaluator.compute(), base, images
+    gathered = sorted(distributed.gather_objects(images) if panels else images, key=lambda x: x[0])
+    return evaluator.compute(), base, [img for _, img in gathered[:panels]]
+
+
+def _shard(loader) -> tuple[int, int]:
+    """(rank, world) of the loader's sampler: episode j of this rank is rank + j * world."""
+    sampler = getattr(loader, "sampler", None)
+    return getattr(sampler, "rank", 0), getattr(sampler, "world", 1)
 
 
 def _model(net: torch.nn.Module) -> torch.nn.Module:
