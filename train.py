@@ -17,7 +17,6 @@ import math
 import os
 
 import torch
-from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 from model import build_model, load_weights
@@ -32,6 +31,7 @@ from util.loader import build_loader
 from util.runtime import (amp_dtype, autocast, enable_determinism, experiment_dir, memory_format, run_cli,
                           seed_everything, set_rng_state, setup_logging)
 from util.splits import fold_classes
+from util.tb import EventWriter
 from util.validate import Precision, evaluate, to_device
 from util.vis import panel
 
@@ -77,8 +77,10 @@ def poly_lr(base_lr: float, it: int, max_it: int, power: float) -> float:
 
 
 def build_optimizer(net: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    """SGD over the trainable (non-backbone) parameters only."""
+    """SGD (or AdamW, `optimizer adamw`) over the trainable (non-backbone) parameters only."""
     params = [p for p in net.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.base_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
@@ -109,7 +111,7 @@ class Run:
                             "lower batch_size or check the list")
         self.ddp = distributed.wrap_model(self.net, device)
         purge = self.iteration + 1 if self.iteration else None  # TensorBoard drops the crashed tail
-        self.writer = SummaryWriter(os.path.join(self.dir, "tb"), purge_step=purge) if world.main else NullWriter()
+        self.writer = EventWriter(os.path.join(self.dir, "tb"), purge_step=purge) if world.main else NullWriter()
 
     def _resume(self, path: str) -> None:
         """Every rank loads the same checkpoint (rank 0's model, PCL bank and optimiser)."""

@@ -111,6 +111,7 @@ SCHEMA: dict[str, Key] = {
     "epochs": Key(int, 200, "training epochs", check=_positive),
     "batch_size": Key(int, 32, "episodes per training step (over all GPUs)", check=_positive),
     "base_lr": Key(float, 0.03, "initial learning rate", check=_positive),
+    "optimizer": Key(str, "sgd", "SGD (the paper's) or AdamW (short runs from a random backbone)", ("sgd", "adamw")),
     "power": Key(float, 0.9, "poly decay power", check=_nonneg),
     "momentum": Key(float, 0.9, "SGD momentum", check=_nonneg),
     "weight_decay": Key(float, 1e-4, "SGD weight decay", check=_nonneg),
