@@ -117,14 +117,7 @@ def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.opts)
-    world, device = distributed.init_distributed(cfg.device)
-    done = False
-    try:
-        code = run_test(cfg, world, device)
-        done = True
-        return code
-    finally:
-        distributed.shutdown(wait=done)
+    return distributed.run(run_test, cfg)
 
 
 def run_test(cfg: Config, world: World, device: torch.device) -> int:

@@ -243,14 +243,7 @@ def validate(run: Run) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.opts)
-    world, device = distributed.init_distributed(cfg.device)
-    done = False
-    try:
-        code = run_training(cfg, world, device)
-        done = True
-        return code
-    finally:
-        distributed.shutdown(wait=done)
+    return distributed.run(run_training, cfg)
 
 
 def run_training(cfg, world: World, device: torch.device) -> int:

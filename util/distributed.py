@@ -169,3 +169,16 @@ def wrap_model(net: nn.Module, device: torch.device) -> nn.Module:
 def barrier() -> None:
     if active():
         dist.barrier()
+
+
+def run(body, cfg) -> int:
+    """Join the process group for `cfg.device`, run body(cfg, world, device) and leave it
+    (with a barrier only after success, so a failing rank never leaves the others waiting)."""
+    world, device = init_distributed(cfg.device)
+    done = False
+    try:
+        code = body(cfg, world, device)
+        done = True
+        return code
+    finally:
+        shutdown(wait=done)
