@@ -27,7 +27,7 @@ def toy_overrides(root) -> list[str]:
     """Config overrides small enough for a few-second run on the CPU, random backbone."""
     return ["data_root", str(root / "data"), "train_list", str(root / "lists/train.txt"),
             "val_list", str(root / "lists/val.txt"), "train_h", "65", "train_w", "65", "val_size", "65",
-            "batch_size", "2", "epochs", "2", "max_iters_per_epoch", "2", "val_num", "6", "test_num", "6",
+            "batch_size", "2", "epochs", "2", "max_iters_per_epoch", "2", "val_num", "6", "test_num", "6", "val_every", "1",
             "num_workers", "0", "print_freq", "1", "image_every", "2", "pcl_samples", "8",
             "device", "cpu", "ppm_scales", "[1.0,0.5]"]
 
