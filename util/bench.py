@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import sys
 import resource
 import statistics
 import time
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
     args = p.parse_args(argv)
     cfg = load_config(args.config, list(args.opts) + ["pretrained", "false"])
-    print(json.dumps(run(cfg, args.steps, args.warmup, args.episodes)))
+    sys.stdout.write(json.dumps(run(cfg, args.steps, args.warmup, args.episodes)) + "\n")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from multiprocessing import Pool
@@ -64,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         cold, kept = timed_build(list_path, root, a.workers)
         warm, kept_warm = timed_build(list_path, root, a.workers)
     assert kept == kept_warm, "cache returned a different index"
-    print(f"labels: {a.labels} ({a.side}x{a.side * 3 // 4}), images kept for classes 6-20: {kept}")
-    print(f"cold build (read every label, write cache): {cold:.3f} s")
-    print(f"warm build (cache hit):                     {warm * 1000:.1f} ms")
-    print(f"speed-up: {cold / warm:.0f}x")
+    sys.stdout.write(f"labels: {a.labels} ({a.side}x{a.side * 3 // 4}), images kept for classes 6-20: {kept}" + "\n")
+    sys.stdout.write(f"cold build (read every label, write cache): {cold:.3f} s" + "\n")
+    sys.stdout.write(f"warm build (cache hit):                     {warm * 1000:.1f} ms" + "\n")
+    sys.stdout.write(f"speed-up: {cold / warm:.0f}x" + "\n")
     return 0
 
 

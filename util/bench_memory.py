@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import resource
 import time
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     base = ["train_h", str(args.size), "train_w", str(args.size), "batch_size", "2", "pcl_bank_size", "50",
             "pcl_samples", "20", "max_iters_per_epoch", "0", "ppm_scales", "[1.0,0.5]"]
     cfg = load_config(args.config, base + list(args.opts))
-    print(json.dumps(run(cfg, args.iters)))
+    sys.stdout.write(json.dumps(run(cfg, args.iters)) + "\n")
     return 0
 
 

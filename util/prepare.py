@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from util.prepare_coco import prepare_coco
             report = prepare_coco(args.coco, args.out, args.lists, workers=args.workers)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        sys.stderr.write(f"error: {err}\n")
         return 2
     log.info("done: %s", ", ".join(f"{k}={v}" for k, v in report.items()))
     log.info("use data_root %s with the lists in %s", args.out.resolve(), args.lists)

@@ -480,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _write(make_report(args.dir, args.format), args.out)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        sys.stderr.write(f"error: {e}\n")
         return 2
     return 0
 
