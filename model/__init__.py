@@ -23,6 +23,7 @@ def build_model(cfg) -> NTRENet:
         num_train_classes=len(base_classes(cfg.dataset, cfg.split, cfg.coco_fold_style)),
         zoom_factor=cfg.zoom_factor, ignore_label=cfg.ignore_label,
         use_scnet=cfg.use_scnet, scnet_clusters=cfg.scnet_clusters, scnet_prior=cfg.scnet_prior,
+        feature_dropout=cfg.feature_dropout,
         loss_weights=LossWeights(ini=cfg.loss_ini, fem=cfg.loss_fem, bg=cfg.loss_bg, pcl=cfg.loss_pcl,
                                  scnet=cfg.scnet_lambda if cfg.use_scnet else 0.0),
     )

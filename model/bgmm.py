@@ -18,11 +18,11 @@ BG_CHANNEL = 1  # channel of the 2-class BG logits that means "background"
 class BGMM(nn.Module):
     """P_BG (1 x 1 x D, zero-initialised) and the shared BG segmentation net F."""
 
-    def __init__(self, *, feat_dim: int, bg_dim: int) -> None:
+    def __init__(self, *, feat_dim: int, bg_dim: int, dropout: float = 0.5) -> None:
         super().__init__()
         self.prototype = nn.Parameter(torch.zeros(1, bg_dim, 1, 1))  # P_BG
         # F: released layout (down_bg, bg_res1, bg_cls): 1x1 reduce, residual 3x3 pair, head.
-        self.reduce = conv_relu(feat_dim + bg_dim, feat_dim, dropout=0.5)
+        self.reduce = conv_relu(feat_dim + bg_dim, feat_dim, dropout=dropout)
         self.refine = refine_block(feat_dim)
         self.head = seg_head(feat_dim)
 

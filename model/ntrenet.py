@@ -50,15 +50,15 @@ class NTRENet(nn.Module):
                  pcl_bank_size: int = 2000, pcl_samples: int = 1000, pcl_temperature: float = 1.0,
                  num_train_classes: int = 15, zoom_factor: int = 8, ignore_label: int = 255,
                  use_scnet: bool = False, scnet_clusters: int = 3, scnet_prior: str = "region",
-                 loss_weights: LossWeights = LossWeights()) -> None:
+                 feature_dropout: float = 0.5, loss_weights: LossWeights = LossWeights()) -> None:
         super().__init__()
         c, n = reduce_dim, len(bins)
         self.backbone = backbone
-        self.reduce_query = conv_relu(backbone.mid_channels, c, dropout=0.5)
-        self.reduce_support = conv_relu(backbone.mid_channels, c, dropout=0.5)
+        self.reduce_query = conv_relu(backbone.mid_channels, c, dropout=feature_dropout)
+        self.reduce_support = conv_relu(backbone.mid_channels, c, dropout=feature_dropout)
         # DOEM and BG/DO negatives of PCL need the BG map, so they switch the BG branch on.
         needs_bg = use_bgem or use_doem or (use_pcl and pcl_negatives != "nontarget")
-        self.bgmm = BGMM(feat_dim=c, bg_dim=bg_dim) if needs_bg else None
+        self.bgmm = BGMM(feat_dim=c, bg_dim=bg_dim, dropout=feature_dropout) if needs_bg else None
         self.bgem = BGEM(feat_dim=c, bg_dim=bg_dim, num_bins=n) if use_bgem else None
         self.fm = FeatureMatching(feat_dim=c, num_bins=n, with_initial_head=use_doem)
         self.doem = DOEM(feat_dim=c, num_bins=n, pooling=do_pooling) if use_doem else None

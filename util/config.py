@@ -85,6 +85,8 @@ SCHEMA: dict[str, Key] = {
     "reduce_dim": Key(int, 256, "channels after the 1x1 reduction of mid-level features", check=_positive),
     "ppm_scales": Key((list, float), [60, 30, 15, 8], "FEM bins: sizes (>1) or fractions (<=1) of the feature size",
                       check=_bins),
+    "feature_dropout": Key(float, 0.5, "Dropout2d after the 1x1 reductions of Xq, Xs and BGMM's input (released 0.5)",
+                           check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
     "use_bgem": Key(bool, True, "BG mining + eliminating modules (Table 3)"),
     "use_doem": Key(bool, True, "DO eliminating module (needs the BG branch)"),
     "use_pcl": Key(bool, True, "prototypical contrastive learning loss"),
