@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${1:-.venv/bin/python}
-CFG=config/toy/toy_split0_resnet50.yaml
+CFG=config/toy/toy_split0_vgg.yaml
 OUT=exp/toy/demo
 rm -rf "$OUT"
 $PY train.py --config "$CFG" save_path "$OUT" device cpu

@@ -1,5 +1,6 @@
 """Toy benchmark: byte-identical output per seed, class coverage, first-use generation."""
 import functools
+import json
 import os
 
 import numpy as np
@@ -66,3 +67,26 @@ def test_refuses_foreign_folder(tmp_path):
     (tmp_path / "mine").mkdir()
     with pytest.raises(UserError, match="mine.*not a toy dataset"):
         toy.generate_toy(str(tmp_path / "mine"), None, n_train=2, n_val=2)
+
+
+def test_ensure_toy_regenerates_an_older_generators_tree(tmp_path, monkeypatch):
+    small = functools.partial(toy.generate_toy, n_train=8, n_val=4, min_side=40, max_side=48, workers=1)
+    monkeypatch.setattr(toy, "generate_toy", small)
+    cfg = load_config(None, ["dataset", "toy", "data_root", str(tmp_path / "data"),
+                             "train_list", str(tmp_path / "lists/train.txt"), "val_list", str(tmp_path / "lists/v.txt")])
+    toy.ensure_toy(cfg)
+    marker = tmp_path / "data" / toy.MARKER
+    old = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**old, "version": toy.VERSION - 1}))
+    (tmp_path / "lists/v.txt").write_text("stale\n")
+    toy.ensure_toy(cfg)
+    assert json.loads(marker.read_text())["version"] == toy.VERSION
+    assert (tmp_path / "lists/v.txt").read_text() == (tmp_path / "data/val.txt").read_text()
+
+
+def test_object_counts_leave_distractors_in_most_queries(tmp_path):
+    """A query is drawn per class an image holds: most queries must still show another class."""
+    counts = [len(set(np.unique(toy.render(0, 0, i, 64, 80)[1])) - {0, 255}) for i in range(300)]
+    per_query = [n for n in counts for _ in range(n)]
+    with_distractors = sum(n > 1 for n in per_query) / len(per_query)
+    assert 0.6 < with_distractors < 0.8 and min(counts) == 1 and max(counts) == 3

@@ -6,7 +6,7 @@
 checker / dots) and shape, so a frozen random-init backbone, whose features mostly encode
 colour and local texture, can still tell classes apart. Backgrounds are low-saturation
 textured clutter, clearly unlike objects. Every image holds 1-3 objects of distinct classes
-(distractors for the query class) and VOC's 255 band on object borders. Each image is drawn
+(distractors for the query class; P(1, 2, 3) = 0.5, 0.35, 0.15) and VOC's 255 band on object borders. Each image is drawn
 from its own seed (seed, split, i): the output is byte-identical for any worker count.
 """
 from __future__ import annotations
@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 NUM_CLASSES = 20
 MARKER = "toy.json"  # written last: a folder without it is incomplete or not ours
-VERSION = 1
+VERSION = 2
+# P(1, 2, 3 objects in an image). A query is drawn for each class it holds, so 70% of queries
+# still contain distracting objects, while the target is most of the object area on average.
+OBJECT_COUNTS = (0.5, 0.35, 0.15)
 
 
 def _object_mask(rng: np.random.Generator, cls: int, h: int, w: int) -> np.ndarray:
@@ -112,7 +115,7 @@ def render(seed: int, split: int, i: int, min_side: int, max_side: int) -> tuple
     h, w = (int(v) for v in rng.integers(min_side, max_side + 1, 2))
     img = _background(rng, h, w)
     label = np.zeros((h, w), np.uint8)
-    for cls in rng.choice(NUM_CLASSES, int(rng.integers(1, 4)), replace=False) + 1:
+    for cls in rng.choice(NUM_CLASSES, int(rng.choice(3, p=OBJECT_COUNTS)) + 1, replace=False) + 1:
         mask = _object_mask(rng, int(cls), h, w)
         img[mask] = _object_texture(rng, int(cls), h, w)[mask]
         label[mask] = cls
@@ -179,14 +182,30 @@ def _install(tmp: str, out_dir: str, replace: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _tree_version(root: str) -> int | None:
+    """Generator version recorded in root's marker (None: no marker, 0: unreadable marker)."""
+    try:
+        with open(os.path.join(root, MARKER)) as f:
+            return int(json.load(f).get("version", 0))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
 def ensure_toy(cfg) -> None:
-    """Generate the toy data on first use when a toy config's data_root or lists are absent."""
+    """Generate the toy data on first use when a toy config's data_root or lists are absent, and
+    again when the tree was written by an older generator (its images would differ)."""
     root, lists = cfg.data_root, (cfg.train_list, cfg.val_list)
-    if os.path.isdir(root) and all(os.path.isfile(p) for p in lists):
+    version = _tree_version(root)
+    if version == VERSION and all(os.path.isfile(p) for p in lists):
         return
-    fresh = not os.path.isfile(os.path.join(root, MARKER))
+    if version is None and os.path.isdir(root) and all(os.path.isfile(p) for p in lists):
+        return  # a toy-layout tree made by hand (no marker): the user's data, use it as it is
+    fresh = version != VERSION
     if fresh:
-        log.info("toy data not found at %s: generating it once (about half a minute)", root)
+        log.info("toy data %s at %s: generating it (about half a minute)",
+                 "not found" if version is None else f"of generator version {version} (now {VERSION})", root)
         t0 = time.time()
         generate_toy(root, None)
         log.info("toy data written to %s in %.1f s", root, time.time() - t0)
