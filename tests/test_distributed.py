@@ -87,8 +87,10 @@ def test_distributed_test_equals_single_process(ddp_run, toy_tree):
         shutil.rmtree(vis, ignore_errors=True)
         if run == "single":
             assert test_cli.main([*common, "batch_size_val", "1"]) == 0
-        else:  # world size 2 with batches of 2: a shard of 5 and one of 4 episodes
-            torchrun("test.py", [*common, "batch_size_val", "2"])
+        else:  # world size 2: a shard of 5 and one of 4 episodes. Same batch size as the single
+            # run, so every episode meets the same kernels: batch 1 vs 2 may move a prior-mask
+            # pixel sitting at the 0.5 threshold by float rounding (batching is tested in test_workflow)
+            torchrun("test.py", [*common, "batch_size_val", "1"])
         results.append(json.loads((out / "model/results_shot1.json").read_text()))
         panels.append([cv2.imread(str(vis / f)) for f in sorted(os.listdir(vis))])
     assert results[0]["metrics"] == results[1]["metrics"] and results[0]["metrics"]["episodes"] == 9
