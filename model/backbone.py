@@ -18,6 +18,7 @@ import torchvision
 from torch import Tensor, nn
 
 from model.blocks import resize
+from model.fold import run_sequential
 from model.resnet import rename_initmodel_key, resnet_layers
 from util.errors import UserError
 
@@ -55,16 +56,27 @@ class Backbone(nn.Module):
         self.arch, self.bn_mode = arch, bn_mode
         self.mid_channels = 768 if arch == "vgg" else 1536
         self.high_channels = 512 if arch == "vgg" else 2048
+        self.fold_bn = True
         for p in self.parameters():
             p.requires_grad_(False)
+
+    def set_bn_folding(self, on: bool) -> None:
+        """Fold eval-mode BN into the convs (default) or run BN as its own pass (reference check)."""
+        self.fold_bn = on
+        for m in self.modules():
+            if hasattr(m, "fold_bn"):
+                m.fold_bn = on
+
+    def _run(self, layer: nn.Sequential, x: Tensor) -> Tensor:
+        return run_sequential(layer, x, self.fold_bn)
 
     def train(self, mode: bool = True) -> "Backbone":
         # 'frozen': BN stays in eval mode (running statistics) even while the heads train.
         return super().train(mode and self.bn_mode == "reference")
 
     def _layer3(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        l2 = self.layer2(self.layer1(self.layer0(x)))
-        l3 = self.layer3(l2)
+        l2 = self._run(self.layer2, self._run(self.layer1, self._run(self.layer0, x)))
+        l3 = self._run(self.layer3, l2)
         # VGG's layer2 is one pooling step larger than layer3: bring it to layer3's size.
         return l3, torch.cat([l3, resize(l2, l3.shape[-2:])], 1)  # [N,1024|512,h,w], [N,Cm,h,w]
 
@@ -78,7 +90,7 @@ class Backbone(nn.Module):
         l3, mid = (torch.cat(t) for t in zip(*[self._layer3(x) for x in images.chunk(groups)]))
         mask = resize(support_fg, l3.shape[-2:])                               # [B,K,h,w]
         gate = torch.cat([torch.ones_like(l3[:b, :1]), mask.transpose(0, 1).flatten(0, 1)[:, None]])
-        high = torch.cat([self.layer4(x) for x in (l3 * gate).chunk(groups)])  # [(1+K)B,Ch,h,w]
+        high = torch.cat([self._run(self.layer4, x) for x in (l3 * gate).chunk(groups)])  # [(1+K)B,Ch,h,w]
         mid, high = (t.unflatten(0, (1 + k, b)).transpose(0, 1) for t in (mid, high))  # [B,1+K,C,h,w]
         return Features(mid[:, 0], high[:, 0], mid[:, 1:], high[:, 1:], mask)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from model.fold import conv_bn, run_sequential
+
 BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
 
 # initmodel file key prefix -> our layer0 index (stem convs/BNs inside nn.Sequential)
@@ -33,15 +35,17 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(out_ch)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
+        self.fold_bn = True  # eval-mode BN folded into the convs (model/fold.py); not a parameter
         if stride != 1 or in_ch != out_ch:
             self.downsample = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False),
                                             nn.BatchNorm2d(out_ch))
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
+        fold = self.fold_bn
+        out = self.relu(conv_bn(self.conv1, self.bn1, x, fold))
+        out = self.relu(conv_bn(self.conv2, self.bn2, out, fold))
+        out = conv_bn(self.conv3, self.bn3, out, fold)
+        shortcut = x if self.downsample is None else run_sequential(self.downsample, x, fold)
         return self.relu(out + shortcut)
 
 

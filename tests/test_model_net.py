@@ -188,3 +188,46 @@ def test_backbone_features(arch, mid, high, side):
     assert f.support_mid.shape == (1, 2, mid, side, side) and f.support_high.shape == (1, 2, high, side, side)
     assert f.support_mask.shape == (1, 2, side, side) and not f.query_mid.requires_grad
 
+
+@pytest.mark.parametrize("arch", ["resnet50", "vgg"])
+def test_folded_bn_equals_separate_bn_pass(arch):
+    """Eval-mode BN folded into the convs (the fast path) gives the unfolded features."""
+    from model.backbone import build_backbone
+    torch.manual_seed(2)
+    backbone = build_backbone(arch, pretrained=False, initmodel_dir="", bn_mode="frozen").eval()
+    for m in backbone.modules():  # non-trivial statistics and affine terms
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(-0.2, 0.2)
+    q, s, sm, _, _ = episode(b=2, k=1)
+    folded = backbone(q, s, (sm == 1).float())
+    backbone.set_bn_folding(False)
+    plain = backbone(q, s, (sm == 1).float())
+    for name in ("query_mid", "query_high", "support_mid", "support_high"):
+        a, b = getattr(folded, name), getattr(plain, name)
+        assert torch.allclose(a, b, atol=1e-4 * b.abs().max().item(), rtol=1e-4), name
+
+
+def test_folding_follows_bn_mode():
+    """Training with reference BN keeps batch statistics (no folding): running stats still move."""
+    from model.fold import conv_bn
+    conv, bn = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4)
+    x = torch.randn(2, 3, 5, 5)
+    out = conv_bn(conv, bn.train(), x)
+    assert torch.allclose(out, torch.nn.functional.batch_norm(conv(x), None, None, training=True), atol=1e-5)
+    assert bn.num_batches_tracked.item() == 1
+    bn.eval()
+    assert torch.allclose(conv_bn(conv, bn, x), bn(conv(x)), atol=1e-5)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5])
+def test_feature_dropout_key(p):
+    net = build_model(make_cfg("feature_dropout", str(p)))
+    drops = [m for m in (*net.reduce_query, *net.reduce_support, *net.bgmm.reduce) if isinstance(m, torch.nn.Dropout2d)]
+    assert len(drops) == (3 if p else 0) and all(d.p == p for d in drops)
+
+
+def test_feature_dropout_must_be_below_one():
+    from util.config import ConfigError
+    with pytest.raises(ConfigError, match="feature_dropout"):
+        make_cfg("feature_dropout", "1.0")
