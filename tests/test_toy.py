@@ -48,11 +48,16 @@ def test_classes_sizes_and_border_band(tmp_path):
     assert len(shapes) > 5
 
 
-def test_ensure_toy_generates_on_first_use(tmp_path, monkeypatch):
+def small_toy_config(tmp_path, monkeypatch):
+    """A toy config under tmp_path whose generator writes 8 + 4 tiny images."""
     small = functools.partial(toy.generate_toy, n_train=8, n_val=4, min_side=40, max_side=48, workers=1)
     monkeypatch.setattr(toy, "generate_toy", small)
-    cfg = load_config(None, ["dataset", "toy", "data_root", str(tmp_path / "data"),
-                             "train_list", str(tmp_path / "lists/train.txt"), "val_list", str(tmp_path / "lists/v.txt")])
+    return load_config(None, ["dataset", "toy", "data_root", str(tmp_path / "data"),
+                              "train_list", str(tmp_path / "lists/train.txt"), "val_list", str(tmp_path / "lists/v.txt")])
+
+
+def test_ensure_toy_generates_on_first_use(tmp_path, monkeypatch):
+    cfg = small_toy_config(tmp_path, monkeypatch)
     toy.ensure_toy(cfg)
     assert (tmp_path / "data" / toy.MARKER).is_file()
     assert (tmp_path / "lists/v.txt").read_text() == (tmp_path / "data/val.txt").read_text()
@@ -70,10 +75,7 @@ def test_refuses_foreign_folder(tmp_path):
 
 
 def test_ensure_toy_regenerates_an_older_generators_tree(tmp_path, monkeypatch):
-    small = functools.partial(toy.generate_toy, n_train=8, n_val=4, min_side=40, max_side=48, workers=1)
-    monkeypatch.setattr(toy, "generate_toy", small)
-    cfg = load_config(None, ["dataset", "toy", "data_root", str(tmp_path / "data"),
-                             "train_list", str(tmp_path / "lists/train.txt"), "val_list", str(tmp_path / "lists/v.txt")])
+    cfg = small_toy_config(tmp_path, monkeypatch)
     toy.ensure_toy(cfg)
     marker = tmp_path / "data" / toy.MARKER
     old = json.loads(marker.read_text())
