@@ -3,10 +3,11 @@
     python -m util.toy --out data/toy [--lists lists/toy] [--train 3000] [--val 600] [--seed 0]
 
 20 classes; class k (1-based) has its own saturated hue, texture (solid / stripes /
-checker / dots) and shape, so a frozen random-init backbone, whose features mostly encode
-colour and local texture, can still tell classes apart. Backgrounds are low-saturation
+checker / dots) and shape. A random-init backbone barely separates them by cosine similarity,
+so the heads must learn the matching (README, "The demo"). Backgrounds are low-saturation
 textured clutter, clearly unlike objects. Every image holds 1-3 objects of distinct classes
-(distractors for the query class; P(1, 2, 3) = 0.5, 0.35, 0.15) and VOC's 255 band on object borders. Each image is drawn
+(distractors for the query class; P(1, 2, 3) = 0.5, 0.35, 0.15) and VOC's 255 band on object
+borders. Each image is drawn
 from its own seed (seed, split, i): the output is byte-identical for any worker count.
 """
 from __future__ import annotations
