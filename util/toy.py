@@ -7,8 +7,8 @@ checker / dots) and shape. A random-init backbone barely separates them by cosin
 so the heads must learn the matching (README, "The demo"). Backgrounds are low-saturation
 textured clutter, clearly unlike objects. Every image holds 1-3 objects of distinct classes
 (distractors for the query class; P(1, 2, 3) = 0.5, 0.35, 0.15) and VOC's 255 band on object
-borders. Each image is drawn
-from its own seed (seed, split, i): the output is byte-identical for any worker count.
+borders. Each image is drawn from its own seed (seed, split, i): the output is
+byte-identical for any worker count.
 """
 from __future__ import annotations
 
