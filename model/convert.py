@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 
 import torch
 from torch import Tensor, nn
 
 from util.errors import UserError
+from util.safe_load import load_file
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +122,7 @@ def _read(path: str) -> object:
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: {path}; pass a file saved by train.py or an official "
                         "PFENet / NTRENet checkpoint")
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            log.warning("%s holds non-tensor objects; loading it with weights_only=False (trusted file)", path)
-            return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # truncated zip, text file, foreign pickle: all "not a checkpoint"
-        raise UserError(f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e)[:120]}); the file is "
-                        "truncated or not a PyTorch checkpoint: use another file") from None
+    return load_file(path, "checkpoint")
 
 
 def read_state(path: str) -> tuple[dict[str, Tensor], str]:

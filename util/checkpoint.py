@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
-import zipfile
 
 import torch
 
 from util.errors import UserError
 from util.runtime import rng_state
+from util.safe_load import load_file
 
 FORMAT = "ntrenet-checkpoint-v1"
 
@@ -38,14 +37,10 @@ def save_checkpoint(path: str, *, model: torch.nn.Module, optimizer, epoch: int,
 
 
 def read_checkpoint(path: str) -> dict:
-    """Load any checkpoint file to CPU, turning unreadable files into one clear message."""
+    """Load any checkpoint file to CPU without running code from it (see util/safe_load.py)."""
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: {path}; check the path (runs keep theirs in exp/<dataset>/<exp>/model/)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
-        raise UserError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e}); "
-                        "the file is truncated or not a PyTorch checkpoint: use another file") from None
+    return load_file(path, "checkpoint")
 
 
 def load_training_state(path: str) -> dict:
