@@ -21,10 +21,12 @@ import torch
 
 from model import build_model, load_weights
 from util import distributed
+from util.checkpoint import fold_mismatch
 from util.config import Config, load_config
 from util.distributed import World
 from util.errors import UserError
 from util.evaluator import Evaluator
+from util.guard import write_atomic
 from util.loader import build_loader
 from util.runtime import amp_dtype, experiment_dir, memory_format, run_cli, seed_everything, setup_logging
 from util.splits import fold_classes
@@ -101,12 +103,8 @@ def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images
     summary = summarise(runs)
     record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight,
               "metrics": runs[0], "seeds": runs, "summary": summary, "baselines": base}
-    tmp = stem + ".json.tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, stem + ".json")
-    with open(stem + ".md", "w") as f:
-        f.write(markdown(cfg, weight, runs, summary, base))
+    write_atomic(stem + ".json", json.dumps(record, indent=1))
+    write_atomic(stem + ".md", markdown(cfg, weight, runs, summary, base))
     if images:
         os.makedirs(stem + "_vis", exist_ok=True)
         for i, img in enumerate(images):
@@ -130,7 +128,13 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     build_cfg = Config(cfg)
     dict.__setitem__(build_cfg, "pretrained", False)  # the checkpoint holds the backbone too
     net = build_model(build_cfg).to(device, memory_format=memory_format(cfg.channels_last))
-    load_weights(net, weight)
+    trained = load_weights(net, weight)
+    if (differ := fold_mismatch(trained, cfg)) is not None:
+        raise UserError(f"{weight} was trained with {differ}: its training classes include this fold's novel "
+                        f"classes, so the scores would not be few-shot scores. Test it with the config of the fold "
+                        f"it was trained on (`split {trained.get('split')}`), or pass this fold's checkpoint")
+    if trained and trained.get("shot", cfg.shot) != cfg.shot:
+        log.info("%s was trained %d-shot; testing %d-shot", weight, trained["shot"], cfg.shot)
     runs, base, images = run_seeds(cfg, net, device, world)
     if not world.main:
         return 0

@@ -129,8 +129,8 @@ def run_cli(main: Callable[[list[str] | None], int]) -> None:
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
         code = 2
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+    except KeyboardInterrupt as e:
+        sys.stderr.write(f"interrupted: {e}\n" if str(e) else "interrupted\n")
         code = 130
     sys.exit(code or 0)
 
