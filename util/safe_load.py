@@ -29,14 +29,14 @@ def _numpy_globals() -> list:
             *[getattr(np.dtypes, n) for n in dir(getattr(np, "dtypes", None)) if n.endswith("DType")]]
 
 
-def _unsafe_names(path: str, message: str) -> str:
-    """The callables the file asks for, read from the pickle without running it."""
+def _unsafe_names(path: str, message: str) -> list[str]:
+    """The callables the file asks for, read from the pickle without running it ([] if none:
+    then the file is damaged or not a pickle at all)."""
     try:
         allowed = {f"{g.__module__}.{g.__qualname__}" for g in _numpy_globals()}
-        names = [n for n in torch.serialization.get_unsafe_globals_in_checkpoint(path) if n not in allowed]
+        return [n for n in torch.serialization.get_unsafe_globals_in_checkpoint(path) if n not in allowed]
     except Exception:  # noqa: BLE001 - only for the message; fall back to torch's own text
-        names = re.findall(r"GLOBAL ([\w.]+)", message)
-    return ", ".join(f"`{n}`" for n in names[:3]) or "a Python object"
+        return re.findall(r"GLOBAL ([\w.]+)", message)
 
 
 def load_file(path: str, what: str = "checkpoint") -> object:
@@ -47,9 +47,15 @@ def load_file(path: str, what: str = "checkpoint") -> object:
         with torch.serialization.safe_globals(_numpy_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        asked = _unsafe_names(path, str(e))
-        raise UserError(f"{what} {path} refused: loading it would run code named in the file ({asked}); only "
-                        f"tensors, numbers, strings and containers are read. {UNPICKLE_HELP}") from None
+        if names := _unsafe_names(path, str(e)):
+            raise UserError(f"{what} {path} refused: loading it would run code named in the file "
+                            f"({', '.join(f'`{n}`' for n in names[:3])}); only tensors, numbers, strings and "
+                            f"containers are read. {UNPICKLE_HELP}") from None
+        raise _unreadable(path, what, e) from None
     except Exception as e:  # noqa: BLE001 - a text file read as a legacy pickle fails in arbitrary ways
-        raise UserError(f"{what} {path} cannot be read ({type(e).__name__}: {str(e)[:120]}); the file is "
-                        "truncated or not a PyTorch checkpoint: use another file") from None
+        raise _unreadable(path, what, e) from None
+
+
+def _unreadable(path: str, what: str, e: Exception) -> UserError:
+    return UserError(f"{what} {path} cannot be read ({type(e).__name__}: {str(e)[:120]}); the file is "
+                     "truncated or not a PyTorch checkpoint: use another file")
