@@ -57,12 +57,9 @@ class NullWriter:
         pass
 
 
-def make_scaler(enabled: bool):
-    """GradScaler for amp fp16 on CUDA (a transparent no-op otherwise); torch 2.1-2.2 spell it
-    torch.cuda.amp.GradScaler."""
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler("cuda", enabled=enabled)
-    return torch.cuda.amp.GradScaler(enabled=enabled)
+def make_scaler(enabled: bool) -> torch.amp.GradScaler:
+    """GradScaler for amp fp16 on CUDA (a transparent no-op otherwise)."""
+    return torch.amp.GradScaler("cuda", enabled=enabled)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
