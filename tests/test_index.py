@@ -108,9 +108,14 @@ def test_corrupt_label(tmp_path, content):
 
 def test_rgb_label_is_refused_and_palette_decoded(tmp_path):
     rgb = tmp_path / "rgb.png"
-    cv2.imwrite(str(rgb), np.zeros((4, 4, 3), np.uint8))
-    with pytest.raises(UserError, match="rgb.png.*single-channel"):
+    colours = np.zeros((4, 4, 3), np.uint8)
+    colours[1, 2] = (0, 0, 128)  # VOC's colour of class 1
+    cv2.imwrite(str(rgb), colours)
+    with pytest.raises(UserError, match="rgb.png.*RGB PNG with colours"):
         read_label(str(rgb))
+    grey = _label({3: 7, 255: 2}, side=5)
+    cv2.imwrite(str(rgb), np.repeat(grey[..., None], 3, axis=2))  # a grey map saved as RGB
+    assert np.array_equal(read_label(str(rgb)), grey)
     cv2.imwrite(str(tmp_path / "deep.png"), np.zeros((4, 4), np.uint16))
     with pytest.raises(UserError, match="deep.png.*16-bit"):
         read_label(str(tmp_path / "deep.png"))
