@@ -293,16 +293,8 @@ def test_label_of_another_size(tree, tmp_path):
 
 # ----------------------------------------------------------------- index cache
 
-def fake_cache(root, split: str, content: bytes) -> str:
-    """Write `content` where the current cache of the list belongs."""
-    list_path = str(root / "lists" / f"{split}.txt")
-    path = cache_path(list_path, str(root / "data"), 20)
-    with open(path, "wb") as f:
-        f.write(content)
-    return path
-
-
 def valid_cache(root, split: str) -> str:
+    """Build the list's cache through the library; its path."""
     list_path = str(root / "lists" / f"{split}.txt")
     label_counts(list_path, str(root / "data"), 20)
     return cache_path(list_path, str(root / "data"), 20)
@@ -312,31 +304,31 @@ def n_labels(root, split: str) -> int:
     return len(parse_list(str(root / "lists" / f"{split}.txt"), str(root / "data")))
 
 
-def trusted_if_wrong(n: int, version: int = CACHE_VERSION) -> bytes:
-    """A well-formed cache claiming class 1 everywhere: trusting it changes every score."""
-    return json.dumps({"version": version, "counts": [[1, 10**6]] * n, "stats": [0] * 4 * n}).encode()
+def claims(n: int, row: list, version: int = CACHE_VERSION) -> bytes:
+    """A cache of n labels that all hold `row` (e.g. [1, 10**6]: class 1 everywhere, which
+    would change every episode if trusted)."""
+    return json.dumps({"version": version, "counts": [row] * n, "stats": [0] * 4 * n}).encode()
 
 
-CACHE_FAULTS = {
-    "truncated": lambda root, path: open(path, "rb").read()[:len(open(path, "rb").read()) // 2],
-    "garbage": lambda root, path: bytes(range(256)) * 4,
-    "json_list": lambda root, path: b"[1, 2, 3]",
-    "no_counts": lambda root, path: json.dumps({"version": CACHE_VERSION}).encode(),
-    "counts_of_strings": lambda root, path: json.dumps(
-        {"version": CACHE_VERSION, "counts": [["a", "b"]] * n_labels(root, "val"),
-         "stats": [0] * 4 * n_labels(root, "val")}).encode(),
-    "class_out_of_range": lambda root, path: json.dumps(
-        {"version": CACHE_VERSION, "counts": [[99, 5]] * n_labels(root, "val"),
-         "stats": [0] * 4 * n_labels(root, "val")}).encode(),
-    "wrong_length": lambda root, path: trusted_if_wrong(n_labels(root, "val") - 1),
-    "older_version": lambda root, path: trusted_if_wrong(n_labels(root, "val"), CACHE_VERSION - 1),
+CACHE_FAULTS = {  # (valid cache bytes, labels in the list) -> what is found in its place
+    "truncated": lambda good, n: good[:len(good) // 2],
+    "garbage": lambda good, n: bytes(range(256)) * 4,
+    "json_list": lambda good, n: b"[1, 2, 3]",
+    "no_counts": lambda good, n: json.dumps({"version": CACHE_VERSION}).encode(),
+    "counts_of_strings": lambda good, n: claims(n, ["a", "b"]),
+    "class_out_of_range": lambda good, n: claims(n, [99, 5]),
+    "wrong_length": lambda good, n: claims(n - 1, [1, 10**6]),
+    "older_version": lambda good, n: claims(n, [1, 10**6], CACHE_VERSION - 1),
 }
 
 
 @pytest.mark.parametrize("kind", CACHE_FAULTS)
 def test_damaged_cache_is_rebuilt(kind, tree, tmp_path, weight, clean):
     path = valid_cache(tree, "val")
-    fake_cache(tree, "val", CACHE_FAULTS[kind](tree, path))
+    with open(path, "rb") as f:
+        good = f.read()
+    with open(path, "wb") as f:
+        f.write(CACHE_FAULTS[kind](good, n_labels(tree, "val")))
     out = tmp_path / "exp"
     assert scores(tree, weight, out) == clean[0]
     assert f"class index cache {path}" in eval_log(out) and "rebuilding it" in eval_log(out)
