@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 3  # 3: per-label stats decide which labels are re-read
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
+REGENERATE = "regenerate the labels with `python -m util.prepare`"
 PNG_KINDS = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale+alpha", 6: "RGBA"}
 
 
@@ -55,7 +56,8 @@ def parse_list(list_path: str, data_root: str) -> list[tuple[str, str]]:
         raise UserError(f"list file '{list_path}' not found: run `python -m util.prepare` or "
                         "point train_list/val_list at an existing list")
     pairs, root = [], os.path.join(data_root, "")  # join by concatenation: 10x faster on big lists
-    for no, line in enumerate(read_utf8(list_path, "save the list as UTF-8 (rename files with other names)").split("\n"), 1):
+    text = read_utf8(list_path, "save the list as UTF-8 (rename files with other names)")
+    for no, line in enumerate(text.split("\n"), 1):
         fields = line.split()  # also drops the \r of CRLF lines and trailing blanks
         if not fields or fields[0].startswith("#"):
             continue
@@ -82,27 +84,26 @@ def read_label(path: str) -> np.ndarray:
     except OSError:
         raise UserError(f"label '{path}' cannot be read: check the file exists and the list's "
                         "paths are relative to data_root") from None
-    regenerate = "regenerate the labels with `python -m util.prepare`"
     if not data.size:
-        raise UserError(f"label '{path}' is empty (0 bytes; an interrupted copy?): copy it again or {regenerate}")
+        raise UserError(f"label '{path}' is empty (0 bytes; an interrupted copy?): copy it again or {REGENERATE}")
     head = data[:26].tobytes()
     if head[:3] == JPEG_SIGNATURE:
         raise UserError(f"label '{path}' is a JPEG: lossy compression changes class values along object "
-                        f"edges, so labels must be lossless PNG class maps; {regenerate}")
+                        f"edges, so labels must be lossless PNG class maps; {REGENERATE}")
     if head[:8] == PNG_SIGNATURE and len(head) == 26:
         depth, kind = head[24], head[25]
         if kind == 3:
             return _read_palette(path)
         if depth != 8:
-            raise UserError(f"label '{path}' is a {depth}-bit PNG: labels must be 8-bit class maps; {regenerate}")
+            raise UserError(f"label '{path}' is a {depth}-bit PNG: labels must be 8-bit class maps; {REGENERATE}")
         if kind == 2:
             return _read_grey_rgb(path, data)
         if kind != 0:
             raise UserError(f"label '{path}' is a {PNG_KINDS.get(kind, f'type {kind}')} PNG: labels must be "
-                            f"single-channel class maps (grey or palette PNG); {regenerate}")
+                            f"single-channel class maps (grey or palette PNG); {REGENERATE}")
     label = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
     if label is None:
-        raise UserError(f"label '{path}' is corrupt or not an image: {regenerate}")
+        raise UserError(f"label '{path}' is corrupt or not an image: {REGENERATE}")
     return label
 
 
@@ -111,12 +112,11 @@ def _read_grey_rgb(path: str, data: np.ndarray) -> np.ndarray:
     one with colours (VOC's colour-coded masks) has no class indices to read."""
     rgb = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if rgb is None:
-        raise UserError(f"label '{path}' is corrupt or not an image: regenerate it with `python -m util.prepare`")
+        raise UserError(f"label '{path}' is corrupt or not an image: {REGENERATE}")
     grey = rgb[..., 0]
     if not ((rgb[..., 1] == grey).all() and (rgb[..., 2] == grey).all()):
         raise UserError(f"label '{path}' is an RGB PNG with colours: labels must be class maps (one class "
-                        "index per pixel, grey or palette PNG), not colour-coded masks; regenerate them "
-                        "with `python -m util.prepare`")
+                        f"index per pixel, grey or palette PNG), not colour-coded masks; {REGENERATE}")
     return np.ascontiguousarray(grey)
 
 
