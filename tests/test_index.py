@@ -107,7 +107,7 @@ def test_corrupt_label(tmp_path, content):
         _build(lp, root)
 
 
-def test_rgb_label_is_refused_and_palette_decoded(tmp_path):
+def test_colour_rgb_refused_grey_rgb_and_palette_decoded(tmp_path):
     rgb = tmp_path / "rgb.png"
     colours = np.zeros((4, 4, 3), np.uint8)
     colours[1, 2] = (0, 0, 128)  # VOC's colour of class 1
