@@ -1,5 +1,6 @@
 """Class index: PFENet rules, cache hit/miss/invalidation, label validation, list errors."""
 import glob
+import json
 import os
 
 import cv2
@@ -106,11 +107,16 @@ def test_corrupt_label(tmp_path, content):
         _build(lp, root)
 
 
-def test_rgb_label_is_refused_and_palette_decoded(tmp_path):
+def test_colour_rgb_refused_grey_rgb_and_palette_decoded(tmp_path):
     rgb = tmp_path / "rgb.png"
-    cv2.imwrite(str(rgb), np.zeros((4, 4, 3), np.uint8))
-    with pytest.raises(UserError, match="rgb.png.*single-channel"):
+    colours = np.zeros((4, 4, 3), np.uint8)
+    colours[1, 2] = (0, 0, 128)  # VOC's colour of class 1
+    cv2.imwrite(str(rgb), colours)
+    with pytest.raises(UserError, match="rgb.png.*RGB PNG with colours"):
         read_label(str(rgb))
+    grey = _label({3: 7, 255: 2}, side=5)
+    cv2.imwrite(str(rgb), np.repeat(grey[..., None], 3, axis=2))  # a grey map saved as RGB
+    assert np.array_equal(read_label(str(rgb)), grey)
     cv2.imwrite(str(tmp_path / "deep.png"), np.zeros((4, 4), np.uint16))
     with pytest.raises(UserError, match="deep.png.*16-bit"):
         read_label(str(tmp_path / "deep.png"))
@@ -134,3 +140,42 @@ def test_list_errors(tmp_path):
         parse_list(str(lp), str(tmp_path))
     with pytest.raises(UserError, match="missing.png"):
         read_label(str(tmp_path / "missing.png"))
+
+
+def test_label_replaced_with_same_size_and_stamps_is_reread_alone(tmp_path, monkeypatch):
+    lp, root = _tree(tmp_path, [_label({1: 100}), _label({2: 100}), _label({1: 60})])
+    lbl_dir = tmp_path / "SegmentationClassAug"
+    for i in range(3):  # uncompressed: equal shapes give equal file sizes
+        cv2.imwrite(str(lbl_dir / f"{i}.png"), cv2.imread(str(lbl_dir / f"{i}.png"), 0), [cv2.IMWRITE_PNG_COMPRESSION, 0])
+    assert _build(lp, root).by_class == {1: [0, 2], 2: [1]}
+    old, folder = os.stat(lbl_dir / "1.png"), os.stat(lbl_dir)
+    cv2.imwrite(str(lbl_dir / "new.png"), _label({1: 100}), [cv2.IMWRITE_PNG_COMPRESSION, 0])
+    os.utime(lbl_dir / "new.png", ns=(old.st_atime_ns, old.st_mtime_ns))
+    os.replace(lbl_dir / "new.png", lbl_dir / "1.png")
+    os.utime(lbl_dir, ns=(folder.st_atime_ns, folder.st_mtime_ns))
+    assert os.stat(lbl_dir / "1.png").st_size == old.st_size
+    scanned = []
+    real_scan = index_mod.scan_labels
+    monkeypatch.setattr(index_mod, "scan_labels", lambda labels, *a: scanned.extend(labels) or real_scan(labels, *a))
+    assert _build(lp, root).by_class == {1: [0, 1, 2], 2: []}
+    assert [os.path.basename(p) for p in scanned] == ["1.png"]
+    scanned.clear()
+    assert _build(lp, root).by_class == {1: [0, 1, 2], 2: []}  # and the refreshed cache is a hit
+    assert scanned == []
+
+
+@pytest.mark.parametrize("content", [b'{"version": 3, "counts": [[1, 5]], "stats": [0, 0, 0, 0]}',
+                                     b'{"version": 3, "counts": [[1, 5], [2]], "stats": []}',
+                                     b'{"version": 3, "counts": [[1, 5.5], [2, 1]], "stats": []}',
+                                     b'{"version": 3, "counts": [[0, 5], [2, 1]], "stats": []}',
+                                     b'{"version": 3, "counts": [[1, -5], [2, 1]], "stats": []}',
+                                     b'{"version": 3, "counts": [[1, 5], "ab"], "stats": []}',
+                                     b'{"counts": [[1, 5], [2, 5]]}', b'null', b'{"vers'])
+def test_damaged_cache_is_never_trusted(tmp_path, content):
+    lp, root = _tree(tmp_path, [_label({1: 100}), _label({2: 100})])
+    path = index_mod.cache_path(lp, root, 20)
+    with open(path, "wb") as f:
+        f.write(content)
+    assert _build(lp, root).by_class == {1: [0], 2: [1]}
+    with open(path) as f:
+        assert len(json.load(f)["counts"]) == 2

@@ -15,6 +15,7 @@ import yaml
 
 from util.errors import UserError
 from util.guard import write_atomic
+from util.textfile import read_utf8
 
 
 class ConfigError(UserError, ValueError):
@@ -219,20 +220,46 @@ def _scalar(v: Any, t: type, bad: ConfigError) -> Any:
     raise bad
 
 
-def _read_yaml(path: str, seen: tuple = ()) -> dict:
+def _parse_yaml(path: str) -> Any:
+    """The YAML document of one file; undecodable bytes and syntax errors name file:line."""
+    text = read_utf8(path, "save the config as UTF-8", ConfigError)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).split("\n")[0]
+        raise ConfigError(f"config {path}{where}: not valid YAML ({what}): "
+                          "fix that line (flat 'key: value' pairs)") from None
+
+
+def _read_yaml(path: str, chain: tuple[str, ...] = ()) -> dict:
+    """`key -> (value, file)` of one file over its `base:` files; `chain` holds the real
+    paths of the files that named this one, so a loop is reported instead of recursing."""
+    real = os.path.realpath(path)
+    if real in chain:
+        loop = " -> ".join(os.path.basename(p) for p in chain[chain.index(real):] + (real,))
+        raise ConfigError(f"config {path}: 'base' files form a loop ({loop}): "
+                          "remove the 'base:' line that closes it")
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}; pick one under config/<dataset>/")
-    if path in seen:
-        raise ConfigError(f"config {path}: 'base' files form a loop")
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+    data = _parse_yaml(path)
+    if data is None:
+        raise ConfigError(f"config {path} is empty (no 'key: value' lines): fill it, or start it "
+                          "with 'base: <file>' to reuse another config")
     if not isinstance(data, dict):
-        raise ConfigError(f"config {path} must be a mapping of 'key: value' lines")
+        raise ConfigError(f"config {path} holds a YAML {type(data).__name__}, not a mapping: "
+                          "write one 'key: value' pair per line")
     base = data.pop("base", None)
-    merged = _read_yaml(os.path.join(os.path.dirname(path), base), seen + (path,)) if base else {}
+    merged: dict = {}
+    if base is not None:
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"config {path}: 'base' must name one YAML file, got {base!r}")
+        base_path = os.path.join(os.path.dirname(path), base)
+        if not os.path.isfile(base_path):
+            raise ConfigError(f"config {path}: base file '{base}' not found (looked for {base_path}; "
+                              "a base path is relative to the file that names it)")
+        merged = _read_yaml(base_path, chain + (real,))
     for k, v in data.items():
         merged[k] = (v, path)
     return merged

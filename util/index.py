@@ -1,15 +1,19 @@
-"""Class index with PFENet's rules (DESIGN 3.3), built once in parallel and cached.
+"""Class index with PFENet's rules, built once in parallel and cached.
 
 The expensive part is reading every label; what it yields (pixels per class per image)
-depends only on the list content, data_root and the class count. That scan is cached beside
-the list as `<list>.cache-<hash>.json`, keyed by a hash of exactly those inputs and a format
-version, so a stale cache is never used. The fold's class set and the pixel threshold are
-applied on load (milliseconds), so all folds, modes and thresholds share one scan.
+depends only on the list content, data_root, the class count and the label files. That scan
+is cached beside the list as `<list>.cache-<hash>.json`, keyed by a hash of the first three
+and a format version, and holding each label's size, times and inode: a label changed since
+(even replaced by rename with its old size and timestamps) is re-read, so a stale count is
+never used. The fold's class set and the pixel threshold are applied on load (milliseconds),
+so all folds, modes and thresholds share one scan.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -22,11 +26,14 @@ import numpy as np
 from tqdm import tqdm
 
 from util.errors import UserError
+from util.textfile import read_utf8
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: per-label stats decide which labels are re-read
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+REGENERATE = "regenerate the labels with `python -m util.prepare`"
 PNG_KINDS = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale+alpha", 6: "RGBA"}
 
 
@@ -49,41 +56,68 @@ def parse_list(list_path: str, data_root: str) -> list[tuple[str, str]]:
         raise UserError(f"list file '{list_path}' not found: run `python -m util.prepare` or "
                         "point train_list/val_list at an existing list")
     pairs, root = [], os.path.join(data_root, "")  # join by concatenation: 10x faster on big lists
-    with open(list_path) as f:
-        for no, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            if len(fields) != 2:
-                raise UserError(f"{list_path}:{no}: expected 'image_path label_path' (2 fields), "
-                                f"got {len(fields)}: {line.strip()!r}; fix or regenerate the list")
-            a, b = fields
-            pairs.append((a if a[0] == "/" else root + a, b if b[0] == "/" else root + b))
+    text = read_utf8(list_path, "save the list as UTF-8 (rename files with other names)")
+    for no, line in enumerate(text.split("\n"), 1):
+        fields = line.split()  # also drops the \r of CRLF lines and trailing blanks
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) != 2:
+            raise UserError(f"{list_path}:{no}: expected 'image_path label_path' (2 fields), "
+                            f"got {len(fields)}: {line.strip()!r}; fix or regenerate the list")
+        for p in fields:
+            if p[0] == "/" or (".." in p and os.path.normpath(p).split(os.sep)[0] == ".."):
+                raise UserError(f"{list_path}:{no}: path '{p}' is outside data_root: write list paths "
+                                "relative to data_root (e.g. JPEGImages/x.jpg) and set data_root to the "
+                                "folder that holds them")
+        pairs.append((root + fields[0], root + fields[1]))
     if not pairs:
         raise UserError(f"list file '{list_path}' has no entries: regenerate it with `python -m util.prepare`")
     return pairs
 
 
 def read_label(path: str) -> np.ndarray:
-    """Single-channel label PNG -> uint8 [H, W] of class values (palette PNGs via PIL)."""
+    """Label PNG -> uint8 [H, W] of class values. Grey PNGs as they are, palette PNGs as their
+    indices (VOC), RGB PNGs only when the three channels are equal (a grey map saved as RGB);
+    lossy JPEGs, 16-bit, colour, alpha and empty files are refused with the fix."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError:
         raise UserError(f"label '{path}' cannot be read: check the file exists and the list's "
                         "paths are relative to data_root") from None
-    if data[:8].tobytes() == PNG_SIGNATURE and len(data) > 25 and data[25] == 0 and data[24] != 8:
-        raise UserError(f"label '{path}' is a {int(data[24])}-bit PNG: labels must be 8-bit class maps; "
-                        "regenerate them with `python -m util.prepare`")
-    if data[:8].tobytes() == PNG_SIGNATURE and len(data) > 25 and data[25] != 0:
-        kind = PNG_KINDS.get(int(data[25]), f"type {int(data[25])}")
-        if kind != "palette":
-            raise UserError(f"label '{path}' is a {kind} PNG: labels must be single-channel "
-                            "class maps; regenerate them with `python -m util.prepare`")
-        return _read_palette(path)
-    label = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    if not data.size:
+        raise UserError(f"label '{path}' is empty (0 bytes; an interrupted copy?): copy it again or {REGENERATE}")
+    head = data[:26].tobytes()
+    if head[:3] == JPEG_SIGNATURE:
+        raise UserError(f"label '{path}' is a JPEG: lossy compression changes class values along object "
+                        f"edges, so labels must be lossless PNG class maps; {REGENERATE}")
+    if head[:8] == PNG_SIGNATURE and len(head) == 26:
+        depth, kind = head[24], head[25]
+        if kind == 3:
+            return _read_palette(path)
+        if depth != 8:
+            raise UserError(f"label '{path}' is a {depth}-bit PNG: labels must be 8-bit class maps; {REGENERATE}")
+        if kind == 2:
+            return _read_grey_rgb(path, data)
+        if kind != 0:
+            raise UserError(f"label '{path}' is a {PNG_KINDS.get(kind, f'type {kind}')} PNG: labels must be "
+                            f"single-channel class maps (grey or palette PNG); {REGENERATE}")
+    label = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
     if label is None:
-        raise UserError(f"label '{path}' is corrupt or not an image: regenerate it with `python -m util.prepare`")
+        raise UserError(f"label '{path}' is corrupt or not an image: {REGENERATE}")
     return label
+
+
+def _read_grey_rgb(path: str, data: np.ndarray) -> np.ndarray:
+    """An RGB PNG whose channels are equal everywhere is a grey class map saved as colour;
+    one with colours (VOC's colour-coded masks) has no class indices to read."""
+    rgb = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if rgb is None:
+        raise UserError(f"label '{path}' is corrupt or not an image: {REGENERATE}")
+    grey = rgb[..., 0]
+    if not ((rgb[..., 1] == grey).all() and (rgb[..., 2] == grey).all()):
+        raise UserError(f"label '{path}' is an RGB PNG with colours: labels must be class maps (one class "
+                        f"index per pixel, grey or palette PNG), not colour-coded masks; {REGENERATE}")
+    return np.ascontiguousarray(grey)
 
 
 def _read_palette(path: str) -> np.ndarray:
@@ -99,7 +133,7 @@ def _read_palette(path: str) -> np.ndarray:
 def count_classes(label_path: str, num_classes: int) -> dict[int, int]:
     """Pixels per class (0 and 255 excluded); values outside {0..C, 255} are a user error."""
     counts = np.bincount(read_label(label_path).ravel(), minlength=256)
-    bad = [v for v in np.flatnonzero(counts) if num_classes < v < 255]
+    bad = [int(v) for v in np.flatnonzero(counts) if num_classes < v < 255]
     if bad:
         raise UserError(f"label '{label_path}' holds values {bad[:5]} outside 0..{num_classes} and 255: "
                         "it is not a class map of this dataset (palette image? wrong dataset?); "
@@ -122,69 +156,107 @@ def scan_labels(labels: Sequence[str], num_classes: int, workers: int | None = N
         return list(tqdm(pool.imap(_count_job, jobs, chunksize=32), **bar))
 
 
-def cache_path(list_path: str, data_root: str, num_classes: int, labels: Sequence[str]) -> str:
-    """`<list>.cache-<hash>.json`. The hash covers the list bytes, resolved data_root, C, the
-    format version and the mtimes of the label folders (an atomic rewrite of labels, as the
-    prepare tool does, renames files and so bumps them), never the labels themselves."""
+def cache_path(list_path: str, data_root: str, num_classes: int) -> str:
+    """`<list>.cache-<hash>.json`, the hash covering the list bytes, the resolved data_root,
+    C and the format version: another list or root never meets this cache."""
     h = hashlib.sha256()
     with open(list_path, "rb") as f:
         h.update(f.read())
     h.update(f"\0{os.path.realpath(data_root)}\0{num_classes}\0{CACHE_VERSION}".encode())
-    for folder in sorted({p.rpartition("/")[0] for p in labels}):
-        h.update(f"\0{folder}:{_mtime_ns(folder)}".encode())
     return f"{list_path}.cache-{h.hexdigest()[:16]}.json"
 
 
-def _mtime_ns(path: str) -> int:
+def label_stats(labels: Sequence[str]) -> list[int]:
+    """(size, mtime_ns, ctime_ns, inode) of every label, flattened. A label replaced by rename
+    has a new inode and change time even when its size and (coarse or restored) modification
+    time are equal; one rewritten in place has a new change time. A missing label is -1s."""
+    out: list[int] = []
+    for p in labels:
+        try:
+            st = os.stat(p)
+            out += (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        except OSError:
+            out += (-1, -1, -1, -1)  # never matches a stored stat: the scan names the label
+    return out
+
+
+def _valid_rows(rows: object, n: int, num_classes: int) -> bool:
+    """`rows` is n lists [class, pixels, class, pixels, ...] with classes in 1..C, pixels > 0
+    (checked over the concatenation: with even rows its even places are the classes)."""
+    if not isinstance(rows, list) or len(rows) != n or not all(type(r) is list and not len(r) % 2 for r in rows):
+        return False
+    flat = list(itertools.chain.from_iterable(rows))
+    if not all(type(x) is int for x in flat):
+        return False
+    return not flat or (1 <= min(flat[::2]) and max(flat[::2]) <= num_classes and min(flat[1::2]) > 0)
+
+
+def _load_cache(path: str, n: int, num_classes: int) -> tuple[list[dict[int, int]], list[int]] | None:
+    """(counts, label stats) of a cache file, or None (with a warning) unless it is a current
+    cache of n labels: truncated, garbled, older or foreign files are rebuilt, never trusted."""
     try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return -1  # a missing folder: the scan will name the first missing label
-
-
-def _load_cache(path: str, n: int) -> list[dict[int, int]] | None:
-    try:
-        with open(path) as f:
-            rows = json.load(f)["counts"]
-    except (OSError, ValueError, KeyError, TypeError):
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except FileNotFoundError:
         return None
-    if len(rows) != n:
+    except (OSError, ValueError) as e:
+        log.warning("class index cache %s is unreadable (%s); rebuilding it", path, type(e).__name__)
         return None
-    return [dict(zip(row[::2], row[1::2])) for row in rows]  # rows are [class, pixels, class, ...]
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        log.warning("class index cache %s has format %r, not %d; rebuilding it", path, version, CACHE_VERSION)
+        return None
+    rows, stats = data.get("counts"), data.get("stats")
+    if not (_valid_rows(rows, n, num_classes) and isinstance(stats, list) and len(stats) == 4 * n):
+        log.warning("class index cache %s does not match its list (damaged?); rebuilding it", path)
+        return None
+    return [dict(zip(row[::2], row[1::2])) for row in rows], stats  # odd stats only mean a rescan
 
 
-def _save_cache(path: str, counts: list[dict[int, int]]) -> None:
+def _save_cache(path: str, counts: list[dict[int, int]], stats: list[int]) -> None:
     """Atomic write (tmp + rename); a read-only list folder only costs a warning."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w") as f:
             rows = [[x for item in row.items() for x in item] for row in counts]
-            json.dump({"version": CACHE_VERSION, "counts": rows}, f, separators=(",", ":"))
+            json.dump({"version": CACHE_VERSION, "counts": rows, "stats": stats}, f, separators=(",", ":"))
         os.replace(tmp, path)
     except OSError as e:
         log.warning("could not write class index cache %s (%s); it will be rebuilt next time", path, e)
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
         return
     for old in glob.glob(glob.escape(path.rsplit(".cache-", 1)[0]) + ".cache-*.json"):
         if old != path:  # superseded caches of this list
-            try:
+            with contextlib.suppress(OSError):
                 os.remove(old)
-            except OSError:
-                pass
 
 
 def label_counts(list_path: str, data_root: str, num_classes: int, *, workers: int | None = None,
                  use_cache: bool = True) -> tuple[list[tuple[str, str]], list[dict[int, int]]]:
-    """Parsed list and per-image class pixel counts, from the cache when it is current."""
+    """Parsed list and per-image class pixel counts. A cache hit reads no label; labels whose
+    stats changed since the cache was written are re-read (only those)."""
     pairs = parse_list(list_path, data_root)
-    path = cache_path(list_path, data_root, num_classes, [lbl for _, lbl in pairs])
-    counts = _load_cache(path, len(pairs)) if use_cache else None
-    if counts is not None:
+    labels = [lbl for _, lbl in pairs]
+    if not use_cache:
+        return pairs, scan_labels(labels, num_classes, workers)
+    path = cache_path(list_path, data_root, num_classes)
+    stats = label_stats(labels)
+    cached = _load_cache(path, len(pairs), num_classes)
+    if cached is not None and cached[1] == stats:
         log.info("class index: loaded %s (%d labels)", path, len(pairs))
-        return pairs, counts
-    log.info("class index: scanning %d labels of %s (cached afterwards)", len(pairs), list_path)
-    counts = scan_labels([lbl for _, lbl in pairs], num_classes, workers)
-    if use_cache:
-        _save_cache(path, counts)
+        return pairs, cached[0]
+    if cached is None:
+        log.info("class index: scanning %d labels of %s (cached afterwards)", len(pairs), list_path)
+        counts = scan_labels(labels, num_classes, workers)
+    else:
+        counts, old = cached
+        changed = [i for i in range(len(labels)) if stats[4 * i:4 * i + 4] != old[4 * i:4 * i + 4]]
+        log.info("class index: %d of %d labels of %s changed since %s was written; re-reading them",
+                 len(changed), len(labels), list_path, path)
+        for i, cnt in zip(changed, scan_labels([labels[i] for i in changed], num_classes, workers)):
+            counts[i] = cnt
+    _save_cache(path, counts, stats)
     return pairs, counts
 
 
