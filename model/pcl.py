@@ -92,8 +92,10 @@ def pcl_loss(query: Tensor, positive: Tensor, negatives: Tensor, valid: Tensor,
     query, positive [B,D]; negatives [B,k,D]; valid [B,k]. Episodes without any negative
     are left out of the mean (0 if none has one).
     """
+    dtype = torch.promote_types(query.dtype, torch.float32)  # fp32 under autocast, like the other losses
+    query, positive, negatives = query.to(dtype), positive.to(dtype), negatives.to(dtype)
     pos = F.cosine_similarity(query, positive, dim=-1) / temperature                          # [B]
-    neg = F.cosine_similarity(query[:, None], negatives.to(query.dtype), dim=-1) / temperature  # [B,k]
+    neg = F.cosine_similarity(query[:, None], negatives, dim=-1) / temperature                # [B,k]
     has = valid.any(dim=1)                                                                     # [B]
     neg = neg.masked_fill(~valid, float("-inf")).masked_fill(~has[:, None], 0.0)  # finite rows only
     loss = torch.where(has, torch.logsumexp(neg, dim=1) - pos, torch.zeros_like(pos))

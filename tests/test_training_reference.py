@@ -288,3 +288,18 @@ def test_learning_rate_is_scaled_on_every_group_and_logged(caplog):
     text = caplog.text
     assert "iteration 1: learning rate applied to parameter group 0 (1 tensors) = 0.025 " in text
     assert "group 1 (1 tensors) = 0.025 = base_lr 0.0025 x scale_lr 10 x poly 1.000000" in text
+
+
+def test_paper_preset_trains():
+    """`training_reference paper`: D = 640, random P_BG, eq. 8 pooling, bilinear regions, P^s positive."""
+    torch.manual_seed(0)
+    cfg = load_config(None, ["training_reference", "paper", "pretrained", "false", "ppm_scales", "[8,4,2]",
+                             "reduce_dim", "32", "pcl_bank_size", "16", "pcl_samples", "8"])
+    net = build_model(cfg).train()
+    assert net.bgmm.prototype.shape == (1, 640, 1, 1) and net.bgmm.prototype.abs().sum() > 0
+    assert (net.doem.pooling, net.pcl.region, net.pcl.positive, net.bg_loss_norm) == \
+        ("masked", "bilinear", "prototype", "per_image")
+    q, s, sm, qm, classes = episode(1)
+    _, losses = net(q, s, sm, query_mask=qm, classes=classes)
+    losses["total"].backward()
+    assert all(torch.isfinite(v) for v in losses.values()) and net.bgmm.prototype.grad.abs().sum() > 0
