@@ -72,11 +72,10 @@ def bg_mining_loss(bg_logits: Tensor, labels: Tensor, *, alpha: float, groups: i
     target = (labels == 1).to(logp.dtype).unflatten(0, (groups, -1))   # [G,B,H,W]
     not_bg = -logp[:, 1 - BG_CHANNEL].unflatten(0, (groups, -1))       # [G,B,H,W]
     is_bg = -logp[:, BG_CHANNEL].unflatten(0, (groups, -1))
-    per_image = (not_bg * target).sum(dim=(2, 3))                       # [G,B]
-    n = target.sum(dim=(2, 3))                                          # [G,B]
+    weighted = not_bg * target                                          # [G,B,H,W]
     if norm == "per_image":
-        term_target = (per_image / n.clamp(min=1)).mean(dim=1)          # [G]
+        term_target = (weighted.sum(dim=(2, 3)) / target.sum(dim=(2, 3)).clamp(min=1)).mean(dim=1)  # [G]
     else:
-        term_target = per_image.sum(dim=1) / n.sum(dim=1).clamp(min=1)
+        term_target = weighted.sum(dim=(1, 2, 3)) / target.sum(dim=(1, 2, 3)).clamp(min=1)
     term_all = is_bg.mean(dim=(1, 2, 3))
     return (term_target + alpha * term_all).mean()
