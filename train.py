@@ -75,6 +75,26 @@ def poly_lr(base_lr: float, it: int, max_it: int, power: float) -> float:
     return base_lr * (1 - min(max(it / max_it, 0.0), 1.0)) ** power
 
 
+def set_learning_rate(opt: torch.optim.Optimizer, cfg, it: int, max_it: int) -> list[float]:
+    """PFENet's and the release's `poly_learning_rate` with `index_split -1`: every parameter group
+    (here all trainable, non-backbone ones) runs at scale_lr x the poly rate of base_lr.
+    Returns the rate each group applies."""
+    lr = poly_lr(cfg.base_lr, it, max_it, cfg.power) * cfg.scale_lr
+    for g in opt.param_groups:
+        g["lr"] = lr
+    return [g["lr"] for g in opt.param_groups]
+
+
+def log_learning_rate(run: "Run", rates: list[float]) -> None:
+    """The rate the optimiser applies, per group, with how it is made (first step of a process; the
+    `lr` tensorboard scalar carries the applied rate at every step)."""
+    factor = poly_lr(1.0, run.iteration, run.max_iter, run.cfg.power)
+    for i, (g, lr) in enumerate(zip(run.opt.param_groups, rates)):
+        log.info("iteration %d: learning rate applied to parameter group %d (%d tensors) = %.6g "
+                 "= base_lr %g x scale_lr %g x poly %.6f", run.iteration + 1, i, len(g["params"]), lr,
+                 run.cfg.base_lr, run.cfg.scale_lr, factor)
+
+
 def build_optimizer(net: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     """SGD (or AdamW, `optimizer adamw`) over the trainable (non-backbone) parameters only."""
     params = [p for p in net.parameters() if p.requires_grad]
@@ -104,6 +124,7 @@ class Run:
         self.epoch, self.iteration, self.best, self.step_in_epoch = 0, 0, -1.0, 0
         self.resume_rng: dict | None = None  # restored once the resumed epoch's loader has started
         self.skipped = 0
+        self.lr_logged = False  # the applied learning rate is logged at this process's first step
         if resumed is not None:
             self._resume(resumed)
         self.max_iter = cfg.epochs * len(self.train_loader)
@@ -146,9 +167,11 @@ def train_step(run: Run, batch: dict) -> dict:
     """One SGD step (autocast forward, fp32 losses, GradScaler with fp16); returns the loss
     terms as floats, averaged over the ranks (checked before backward, so all ranks stop or
     skip together on a non-finite loss)."""
-    lr = poly_lr(run.cfg.base_lr, run.iteration, run.max_iter, run.cfg.power)
-    for g in run.opt.param_groups:
-        g["lr"] = lr
+    rates = set_learning_rate(run.opt, run.cfg, run.iteration, run.max_iter)
+    if not run.lr_logged:
+        log_learning_rate(run, rates)
+        run.lr_logged = True
+    lr = rates[0]
     b = to_device(batch, run.device, run.cfg.channels_last)
     with autocast(run.cfg.amp, run.device):
         _, losses = run.ddp(b["query"], b["supports"], b["support_masks"],

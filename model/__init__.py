@@ -18,7 +18,8 @@ def build_model(cfg) -> NTRENet:
     return NTRENet(
         backbone=backbone, reduce_dim=cfg.reduce_dim, bins=tuple(cfg.ppm_scales),
         use_bgem=cfg.use_bgem, use_doem=cfg.use_doem, use_pcl=cfg.use_pcl, bg_dim=cfg.bg_dim,
-        bg_alpha=cfg.bg_alpha, do_pooling=cfg.do_pooling, pcl_negatives=cfg.pcl_negatives,
+        bg_init=cfg.bg_init, bg_alpha=cfg.bg_alpha, bg_loss_norm=cfg.bg_loss_norm, do_pooling=cfg.do_pooling,
+        pcl_negatives=cfg.pcl_negatives, pcl_negative_region=cfg.pcl_negative_region, pcl_positive=cfg.pcl_positive,
         pcl_bank_size=cfg.pcl_bank_size, pcl_samples=cfg.pcl_samples, pcl_temperature=cfg.pcl_temperature,
         num_train_classes=len(base_classes(cfg.dataset, cfg.split, cfg.coco_fold_style)),
         zoom_factor=cfg.zoom_factor, ignore_label=cfg.ignore_label,

@@ -21,7 +21,7 @@ from model.doem import DOEM
 from model.fem import FEM
 from model.fm import FeatureMatching
 from model.loss import LossWeights, resize_labels, segmentation_loss, segmentation_terms, weighted_total
-from model.pcl import PCL, negative_region
+from model.pcl import PCL, negative_region, nontarget_mask, support_mask_prototype
 from model.prior import prior_mask
 from model.prototype import masked_average_pooling
 from model.scnet import SelfContrastBranch
@@ -46,7 +46,9 @@ class _Pass:
 class NTRENet(nn.Module):
     def __init__(self, *, backbone: Backbone, reduce_dim: int = 256, bins: tuple[float, ...] = (60, 30, 15, 8),
                  use_bgem: bool = True, use_doem: bool = True, use_pcl: bool = True, bg_dim: int = 256,
-                 bg_alpha: float = 0.5, do_pooling: str = "global", pcl_negatives: str = "do",
+                 bg_init: str = "zeros", bg_alpha: float = 0.5, bg_loss_norm: str = "per_image",
+                 do_pooling: str = "global", pcl_negatives: str = "do", pcl_negative_region: str = "nearest",
+                 pcl_positive: str = "support_mask",
                  pcl_bank_size: int = 2000, pcl_samples: int = 1000, pcl_temperature: float = 1.0,
                  num_train_classes: int = 15, zoom_factor: int = 8, ignore_label: int = 255,
                  use_scnet: bool = False, scnet_clusters: int = 3, scnet_prior: str = "region",
@@ -58,17 +60,18 @@ class NTRENet(nn.Module):
         self.reduce_support = conv_relu(backbone.mid_channels, c, dropout=feature_dropout)
         # DOEM and BG/DO negatives of PCL need the BG map, so they switch the BG branch on.
         needs_bg = use_bgem or use_doem or (use_pcl and pcl_negatives != "nontarget")
-        self.bgmm = BGMM(feat_dim=c, bg_dim=bg_dim, dropout=feature_dropout) if needs_bg else None
+        self.bgmm = BGMM(feat_dim=c, bg_dim=bg_dim, dropout=feature_dropout, init=bg_init) if needs_bg else None
         self.bgem = BGEM(feat_dim=c, bg_dim=bg_dim, num_bins=n) if use_bgem else None
         self.fm = FeatureMatching(feat_dim=c, num_bins=n, with_initial_head=use_doem)
         self.doem = DOEM(feat_dim=c, num_bins=n, pooling=do_pooling) if use_doem else None
         self.fem = FEM(feat_dim=c, bins=bins)
         self.pcl = PCL(num_classes=num_train_classes, dim=c, bank_size=pcl_bank_size, samples=pcl_samples,
-                       temperature=pcl_temperature, negatives=pcl_negatives) if use_pcl else None
+                       temperature=pcl_temperature, negatives=pcl_negatives, region=pcl_negative_region,
+                       positive=pcl_positive) if use_pcl else None
         # SCNet: no parameters of its own, it reuses reduce_support and the head (state dict unchanged)
         self.scnet = SelfContrastBranch(clusters=scnet_clusters, prior=scnet_prior,
                                         ignore_label=ignore_label) if use_scnet else None
-        self.num_train_classes, self.bg_alpha = num_train_classes, bg_alpha
+        self.num_train_classes, self.bg_alpha, self.bg_loss_norm = num_train_classes, bg_alpha, bg_loss_norm
         self.zoom_factor, self.ignore_label, self.loss_weights = zoom_factor, ignore_label, loss_weights
 
     # ----------------------------------------------------------------------------- public
@@ -172,25 +175,29 @@ class NTRENet(nn.Module):
         bg_support = bg_support.unflatten(0, (b, k)).transpose(0, 1).flatten(0, 1)   # [KB,2,h,w]
         labels = torch.cat([query_mask, support_masks.transpose(0, 1).flatten(0, 1)])  # [(1+K)B,H,W]
         logits = resize(torch.cat([bg_query, bg_support]), labels.shape[-2:])        # [(1+K)B,2,H,W]
-        return bg_mining_loss(logits, labels, alpha=self.bg_alpha, groups=1 + k)
+        return bg_mining_loss(logits, labels, alpha=self.bg_alpha, groups=1 + k, norm=self.bg_loss_norm)
 
     def _pcl_loss(self, out: _Pass, bg_support: Tensor | None, query_mask: Tensor, support_masks: Tensor,
                   classes: Tensor) -> Tensor:
-        """eq. 10: P^q from the predicted target, P^s positive, bank negatives of the class."""
+        """eq. 10: P^q from the predicted target, the support positive, bank negatives of the class."""
         b, k = support_masks.shape[:2]
-        labels = torch.cat([query_mask[:, None], support_masks], dim=1)             # [B,1+K,H,W]
-        nontarget = resize((labels == 0).to(out.xq.dtype), out.xq.shape[-2:])      # [B,1+K,h,w]
+        size = out.xq.shape[-2:]
+        labels = torch.cat([query_mask[:, None], support_masks], dim=1).flatten(0, 1)  # [B(1+K),H,W]
+        nontarget = nontarget_mask(labels, size, self.pcl.region).to(out.xq.dtype).view(b, 1 + k, *size)
         bg = None
         if bg_support is not None:  # Y_BG of the query and of each support
-            bg = torch.cat([bg_binary(out.bg_query), bg_binary(bg_support).view(b, k, *nontarget.shape[-2:])], 1)
+            bg = torch.cat([bg_binary(out.bg_query), bg_binary(bg_support).view(b, k, *size)], 1)
         region = negative_region(self.pcl.negatives, nontarget, bg).flatten(0, 1)[:, None]  # [B(1+K),1,h,w]
         feats = torch.cat([out.xq[:, None], out.xs], dim=1).flatten(0, 1)         # [B(1+K),C,h,w]
         negatives = masked_average_pooling(feats, region).flatten(1)              # [B(1+K),C]
-        keep = region.flatten(1).sum(dim=1) > 0                                   # skip empty regions
+        keep = region.flatten(1).sum(dim=1) > 0                                   # empty regions
+        if self.pcl.region == "nearest":                                          # released: stored too
+            keep = torch.ones_like(keep)
         target = (out.logits.argmax(dim=1, keepdim=True) == 1).to(out.xq.dtype)   # binarised y^q
         query = masked_average_pooling(out.xq, target).flatten(1)                 # P^q [B,C]
-        return self.pcl(query, out.proto.flatten(1), negatives[keep],
-                        classes.repeat_interleave(1 + k)[keep], classes)
+        positive = (out.proto.flatten(1) if self.pcl.positive == "prototype"     # P^s (Sec. 3.5.2)
+                    else support_mask_prototype(out.xs, support_masks))          # released
+        return self.pcl(query, positive, negatives[keep], classes.repeat_interleave(1 + k)[keep], classes)
 
     # ----------------------------------------------------------------------------- checks
     def _out_size(self, query: Tensor) -> tuple[int, int]:

@@ -11,7 +11,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.blocks import resize
+from model.loss import resize_labels
+from model.prototype import masked_average_pooling
+
 NEGATIVES = ("do", "bg", "nontarget")
+REGIONS = ("nearest", "bilinear")          # how the label becomes the non-target region at feature size
+POSITIVES = ("support_mask", "prototype")  # what P^q is pulled towards
+
+
+def nontarget_mask(labels: Tensor, size: tuple[int, int], mode: str) -> Tensor:
+    """Ground-truth non-target region at feature size: labels [N,H,W] (0/1/255) -> [N,h,w] float.
+
+    nearest (released): the nearest-resized label is not 1, so 255 counts as non-target;
+    bilinear: label == 0 resized bilinearly (255 excluded, soft at object borders).
+    """
+    if mode == "nearest":
+        return (resize_labels(labels, size) != 1).float()
+    return resize((labels == 0).float()[:, None], size)[:, 0]
+
+
+def support_mask_prototype(xs: Tensor, support_masks: Tensor) -> Tensor:
+    """Released PCL positive: each support feature pooled over its nearest-resized mask (255 -> 0),
+    averaged over the K shots; xs [B,K,C,h,w], support_masks [B,K,H,W] -> [B,C]."""
+    b, k = xs.shape[:2]
+    mask = (resize_labels(support_masks.flatten(0, 1), xs.shape[-2:]) == 1).to(xs.dtype)[:, None]  # [BK,1,h,w]
+    return masked_average_pooling(xs.flatten(0, 1), mask).view(b, k, -1).mean(dim=1)
 
 
 def negative_region(kind: str, nontarget: Tensor, bg: Tensor | None) -> Tensor:
@@ -67,8 +92,10 @@ def pcl_loss(query: Tensor, positive: Tensor, negatives: Tensor, valid: Tensor,
     query, positive [B,D]; negatives [B,k,D]; valid [B,k]. Episodes without any negative
     are left out of the mean (0 if none has one).
     """
+    dtype = torch.promote_types(query.dtype, torch.float32)  # fp32 under autocast, like the other losses
+    query, positive, negatives = query.to(dtype), positive.to(dtype), negatives.to(dtype)
     pos = F.cosine_similarity(query, positive, dim=-1) / temperature                          # [B]
-    neg = F.cosine_similarity(query[:, None], negatives.to(query.dtype), dim=-1) / temperature  # [B,k]
+    neg = F.cosine_similarity(query[:, None], negatives, dim=-1) / temperature                # [B,k]
     has = valid.any(dim=1)                                                                     # [B]
     neg = neg.masked_fill(~valid, float("-inf")).masked_fill(~has[:, None], 0.0)  # finite rows only
     loss = torch.where(has, torch.logsumexp(neg, dim=1) - pos, torch.zeros_like(pos))
@@ -76,14 +103,22 @@ def pcl_loss(query: Tensor, positive: Tensor, negatives: Tensor, valid: Tensor,
 
 
 class PCL(nn.Module):
-    """The DO-prototype bank and the PCL loss."""
+    """The DO-prototype bank and the PCL loss.
+
+    region 'nearest' stores every image's negative prototype, an empty region's as the zero
+    vector (cosine 0), as released; 'bilinear' stores only non-empty regions.
+    """
 
     def __init__(self, *, num_classes: int, dim: int, bank_size: int = 2000, samples: int = 1000,
-                 temperature: float = 1.0, negatives: str = "do") -> None:
+                 temperature: float = 1.0, negatives: str = "do", region: str = "nearest",
+                 positive: str = "support_mask") -> None:
         super().__init__()
-        if negatives not in NEGATIVES:
-            raise ValueError(f"pcl_negatives must be one of {NEGATIVES}, got '{negatives}'")
+        for key, value, allowed in (("pcl_negatives", negatives, NEGATIVES), ("pcl_negative_region", region, REGIONS),
+                                    ("pcl_positive", positive, POSITIVES)):
+            if value not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got '{value}'")
         self.samples, self.temperature, self.negatives = samples, temperature, negatives
+        self.region, self.positive = region, positive
         self.bank = PrototypeBank(num_classes=num_classes, capacity=bank_size, dim=dim)
 
     def forward(self, query: Tensor, positive: Tensor, new_negatives: Tensor, new_classes: Tensor,

@@ -211,9 +211,10 @@ def test_resume_into_a_longer_schedule_keeps_lr_in_range(run, toy_tree, tmp_path
         assert train.main(train_args(toy_tree, out, "resume", str(out / "model/last.pth"), "epochs", "3")) == 0
     finally:
         train.train_step = original
-    base = load_config(CFG).base_lr
-    assert len(lrs) == 2 and all(0 <= lr <= base for lr in lrs)
-    assert lrs == pytest.approx([train.poly_lr(base, i, 6, 0.9) for i in (4, 5)])
+    cfg = load_config(CFG)
+    top = cfg.base_lr * cfg.scale_lr
+    assert len(lrs) == 2 and all(0 <= lr <= top for lr in lrs)
+    assert lrs == pytest.approx([train.poly_lr(top, i, 6, 0.9) for i in (4, 5)])
 
 
 @pytest.mark.parametrize("it, expected", [(0, 1.0), (10, 0.5 ** 0.9), (20, 0.0), (25, 0.0), (-3, 1.0)])

@@ -81,7 +81,7 @@ RESUME_FREE = frozenset({
     "resume", "weight", "save_path", "overwrite", "data_root", "initmodel_dir", "pretrained", "val_list",
     "num_workers", "device", "amp", "channels_last", "deterministic", "print_freq", "image_every",
     "val_every", "save_every_iters", "on_nonfinite", "test_num", "test_seed", "val_num", "batch_size_val",
-    "seeds", "vis", "baselines", "epochs", "base_lr",
+    "seeds", "vis", "baselines", "epochs", "base_lr", "scale_lr",
 })
 
 

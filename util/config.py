@@ -92,11 +92,23 @@ SCHEMA: dict[str, Key] = {
     "use_bgem": Key(bool, True, "BG mining + eliminating modules (Table 3)"),
     "use_doem": Key(bool, True, "DO eliminating module (needs the BG branch)"),
     "use_pcl": Key(bool, True, "prototypical contrastive learning loss"),
-    "bg_dim": Key(int, 256, "width of the learnable BG prototype (released 256, paper 640)", check=_positive),
+    "training_reference": Key(str, "release", "preset of the keys where the released code and the paper "
+                              "differ (bg_dim, bg_init, do_pooling, pcl_negative_region, pcl_positive), "
+                              "applied to those not set explicitly", ("release", "paper")),
+    "bg_dim": Key(int, 256, "width D of P_BG (released code 256 = bgpro_num 1, paper 640)", check=_positive),
+    "bg_init": Key(str, "zeros", "P_BG initialisation: released zeros, paper random (standard normal)",
+                   ("zeros", "random")),
     "bg_alpha": Key(float, 0.5, "alpha of the BG mining loss, eq. 3", check=_nonneg),
+    "bg_loss_norm": Key(str, "per_image", "eq. 3's N: each image's target pixels, images averaged (released, "
+                        "eq. 3 as written), or the batch's target pixels pooled", ("per_image", "pooled")),
     "do_pooling": Key(str, "global", "DO prototype: released global mean or eq. 8 masked mean",
                       ("global", "masked")),
     "pcl_negatives": Key(str, "do", "PCL negatives (Table 4)", ("do", "bg", "nontarget")),
+    "pcl_negative_region": Key(str, "nearest", "PCL negative region from the label: nearest-resized, 255 as "
+                               "non-target, empty regions stored as zeros (released), or bilinear label == 0, "
+                               "empty regions skipped", ("nearest", "bilinear")),
+    "pcl_positive": Key(str, "support_mask", "PCL positive: support feature pooled over the nearest-resized "
+                        "mask (released) or P^s (paper Sec. 3.5.2)", ("support_mask", "prototype")),
     "pcl_bank_size": Key(int, 2000, "DO prototypes kept per training class", check=_positive),
     "pcl_samples": Key(int, 1000, "negatives sampled from the bank per step", check=_positive),
     "pcl_temperature": Key(float, 1.0, "temperature of the PCL softmax", check=_positive),
@@ -114,7 +126,11 @@ SCHEMA: dict[str, Key] = {
     # --- training -------------------------------------------------------------------
     "epochs": Key(int, 200, "training epochs", check=_positive),
     "batch_size": Key(int, 32, "episodes per training step (over all GPUs)", check=_positive),
-    "base_lr": Key(float, 0.03, "initial learning rate", check=_positive),
+    "base_lr": Key(float, 0.03, "initial learning rate before scale_lr (PFENet's and the release's base_lr)",
+                   check=_positive),
+    "scale_lr": Key(float, 10.0, "multiplier on base_lr for every trainable group (PFENet's and the release's "
+                    "poly_learning_rate: scale_lr 10, index_split -1); applied rate = base_lr x scale_lr x poly",
+                    check=_positive),
     "optimizer": Key(str, "sgd", "SGD (the paper's) or AdamW (short runs from a random backbone)", ("sgd", "adamw")),
     "power": Key(float, 0.9, "poly decay power", check=_nonneg),
     "momentum": Key(float, 0.9, "SGD momentum", check=_nonneg),
@@ -148,6 +164,16 @@ SCHEMA: dict[str, Key] = {
     "seeds": Key(int, 1, "test.py: repeat the protocol with this many seeds", check=_positive),
     "vis": Key(int, 0, "test.py: save panels for this many episodes", check=_nonneg),
     "baselines": Key(bool, False, "test.py: also score all-foreground and prior-mask-only predictors"),
+}
+
+
+# Values of `training_reference` for the keys where the released code and the paper's text differ
+# (README "Paper vs released code"); a key set in a YAML file or on the command line wins.
+TRAINING_REFERENCES: dict[str, dict[str, Any]] = {
+    "release": {"bg_dim": 256, "bg_init": "zeros", "do_pooling": "global", "pcl_negative_region": "nearest",
+                "pcl_positive": "support_mask"},
+    "paper": {"bg_dim": 640, "bg_init": "random", "do_pooling": "masked", "pcl_negative_region": "bilinear",
+              "pcl_positive": "prototype"},
 }
 
 
@@ -281,12 +307,18 @@ def parse_overrides(pairs: Sequence[str]) -> list[tuple[str, Any]]:
 def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Config:
     """Schema defaults <- YAML file (and its bases) <- `key value` overrides."""
     cfg = Config({k: key.default for k, key in SCHEMA.items()})
+    given = set()
     if path:
         for k, (v, origin) in _read_yaml(path).items():
             dict.__setitem__(cfg, k, coerce(k, v, origin))
+            given.add(k)
         dict.__setitem__(cfg, "_config_path", path)
     for k, v in parse_overrides(list(overrides or [])):
         dict.__setitem__(cfg, k, coerce(k, v, "command line"))
+        given.add(k)
+    for k, v in TRAINING_REFERENCES[cfg.training_reference].items():
+        if k not in given:
+            dict.__setitem__(cfg, k, v)
     _check_consistency(cfg)
     return cfg
 
