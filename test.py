@@ -20,15 +20,15 @@ import cv2
 import torch
 
 from model import build_model, load_weights
-from util import distributed
+from util.engine import distributed
 from util.config import Config, load_config
-from util.distributed import World
+from util.engine.distributed import World
 from util.errors import UserError
-from util.evaluator import Evaluator
-from util.loader import build_loader
-from util.runtime import amp_dtype, experiment_dir, memory_format, run_cli, seed_everything, setup_logging
+from util.evaluation.evaluator import Evaluator
+from util.data.loader import build_loader
+from util.engine.runtime import amp_dtype, experiment_dir, memory_format, run_cli, seed_everything, setup_logging
 from util.splits import fold_classes
-from util.validate import BASELINES, Precision, evaluate
+from util.engine.loop import BASELINES, Precision, evaluate
 
 log = logging.getLogger("test")
 

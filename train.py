@@ -7,7 +7,7 @@ Outputs go to exp/<dataset>/<exp>/{model,result,tb}; `resume FILE` continues a r
 
     torchrun --standalone --nproc_per_node N train.py --config FILE [key value ...]
 
-(DistributedDataParallel, see util/distributed.py; only rank 0 logs and writes files).
+(DistributedDataParallel, see util/engine/distributed.py; only rank 0 logs and writes files).
 """
 from __future__ import annotations
 
@@ -20,20 +20,20 @@ import torch
 from tqdm import tqdm
 
 from model import build_model, load_weights
-from util import distributed
-from util.checkpoint import load_training_state, save_checkpoint
+from util.engine import distributed
+from util.engine.checkpoint import load_training_state, save_checkpoint
 from util.config import dump_config, load_config
-from util.distributed import World
+from util.engine.distributed import World
 from util.errors import UserError
-from util.guard import claim_output_dir
-from util.evaluator import Evaluator
-from util.loader import build_loader
-from util.runtime import (amp_dtype, autocast, enable_determinism, experiment_dir, memory_format, run_cli,
+from util.engine.guard import claim_output_dir
+from util.evaluation.evaluator import Evaluator
+from util.data.loader import build_loader
+from util.engine.runtime import (amp_dtype, autocast, enable_determinism, experiment_dir, memory_format, run_cli,
                           seed_everything, set_rng_state, setup_logging)
 from util.splits import fold_classes
-from util.tb import EventWriter
-from util.validate import Precision, evaluate, to_device
-from util.vis import panel
+from util.engine.tb import EventWriter
+from util.engine.loop import Precision, evaluate, to_device
+from util.evaluation.vis import panel
 
 log = logging.getLogger("train")
 LOSS_TERMS = ("main", "ini", "fem", "bg", "pcl", "total")  # always logged; other terms the model returns too

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from model.blocks import resize
 from model.fold import run_sequential
 from model.resnet import rename_initmodel_key, resnet_layers
-from util.errors import UserError
+from model.errors import UserError
 
 log = logging.getLogger(__name__)
 

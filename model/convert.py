@@ -16,7 +16,7 @@ import re
 import torch
 from torch import Tensor, nn
 
-from util.errors import UserError
+from model.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import scipy.io
 from PIL import Image
 
 from util.config import load_config
-from util.dataset import EpisodeDataset
+from util.data.dataset import EpisodeDataset
 from util.prepare import main as prepare_main
 from util.splits import class_name, novel_classes
-from util.toy import generate_toy
+from util.prepare.toy import generate_toy
 
 SIDE = 16  # labels: four 8x8 quadrants, each background or one class
 

@@ -2,7 +2,7 @@
 import pytest
 
 from util.errors import UserError
-from util.guard import claim_output_dir
+from util.engine.guard import claim_output_dir
 
 
 def make_run(folder):

@@ -5,8 +5,8 @@ import logging
 import pytest
 import torch
 
-from util import metrics
-from util.evaluator import Evaluator, pad_to_square, score_at_original
+from util.evaluation import metrics
+from util.evaluation.evaluator import Evaluator, pad_to_square, score_at_original
 
 IGN = 255
 

@@ -5,7 +5,7 @@ import torch
 import train
 from conftest import read_events, toy_overrides
 from model.ntrenet import NTRENet
-from util.checkpoint import read_checkpoint
+from util.engine.checkpoint import read_checkpoint
 from util.errors import UserError
 
 CFG = "config/toy/toy_split0_resnet50.yaml"

@@ -1,6 +1,5 @@
-"""The one exception type for mistakes a user can fix (paths, keys, files, episodes)."""
+"""The project's one user-error type, importable from util/ as well (it lives in model/errors.py
+so that model/ depends on nothing in util/)."""
+from model.errors import UserError
 
-
-class UserError(Exception):
-    """Carries one message naming the thing that is wrong and the fix; the CLIs print it
-    without a traceback and exit non-zero."""
+__all__ = ["UserError"]

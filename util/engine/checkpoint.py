@@ -9,7 +9,7 @@ import zipfile
 import torch
 
 from util.errors import UserError
-from util.runtime import rng_state
+from util.engine.runtime import rng_state
 
 FORMAT = "ntrenet-checkpoint-v1"
 

@@ -18,7 +18,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from util.errors import UserError
-from util.prepare import (missing_error, remove_stale_tmp, require_dir, require_file, run_parallel,
+from util.prepare.common import (missing_error, remove_stale_tmp, require_dir, require_file, run_parallel,
                           write_lines_atomic, write_png_atomic)
 
 log = logging.getLogger(__name__)

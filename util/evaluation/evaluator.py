@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from util import metrics
+from util.evaluation import metrics
 from util.splits import class_name
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from model import build_model
 from util.config import load_config
-from util.runtime import amp_dtype, autocast, memory_format, resolve_device, seed_everything
+from util.engine.runtime import amp_dtype, autocast, memory_format, resolve_device, seed_everything
 
 
 def episode(batch: int, shot: int, size: int, device: torch.device, channels_last: bool = False) -> dict:
@@ -130,6 +130,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from util.runtime import run_cli
+    from util.engine.runtime import run_cli
 
     run_cli(main)

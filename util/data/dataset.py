@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import Dataset
 
 from util.errors import UserError
-from util.index import ClassIndex, build_class_index, read_label
+from util.data.index import ClassIndex, build_class_index, read_label
 from util.splits import NUM_CLASSES, class_name, fold_classes
-from util.transform import Compose, test_transform, train_transform
+from util.data.transform import Compose, test_transform, train_transform
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class EpisodeDataset(Dataset):
         if mode not in ("train", "val", "test"):
             raise ValueError(f"mode must be train, val or test, got '{mode}'")
         if cfg.dataset == "toy":
-            from util.toy import ensure_toy
+            from util.prepare.toy import ensure_toy
             ensure_toy(cfg)
         self.mode, self.shot, self.ignore = mode, cfg.shot, cfg.ignore_label
         self.train = mode == "train"

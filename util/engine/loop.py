@@ -13,10 +13,10 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from util import distributed
-from util.evaluator import Evaluator
-from util.runtime import autocast
-from util.vis import panel
+from util.engine import distributed
+from util.evaluation.evaluator import Evaluator
+from util.engine.runtime import autocast
+from util.evaluation.vis import panel
 
 
 def all_foreground(maps: dict) -> torch.Tensor:

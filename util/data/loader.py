@@ -6,9 +6,9 @@ import math
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from util.dataset import build_dataset, collate_episodes
+from util.data.dataset import build_dataset, collate_episodes
 from util.errors import UserError
-from util.runtime import worker_init_fn
+from util.engine.runtime import worker_init_fn
 
 
 class EpochSampler(Sampler[int]):

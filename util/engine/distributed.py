@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from util.errors import UserError
-from util.runtime import resolve_device
+from util.engine.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
