@@ -26,9 +26,9 @@ from util.engine.distributed import World
 from util.errors import UserError
 from util.evaluation.evaluator import Evaluator
 from util.data.loader import build_loader
-from util.engine.runtime import amp_dtype, experiment_dir, memory_format, run_cli, seed_everything, setup_logging
-from util.splits import fold_classes
-from util.engine.loop import BASELINES, Precision, evaluate
+from util.engine.loop import BASELINES, evaluate
+from util.engine.precision import Precision
+from util.engine.runtime import experiment_dir, run_cli, seed_everything, setup_logging
 
 log = logging.getLogger("test")
 
@@ -75,18 +75,15 @@ def markdown(cfg: Config, weight: str, runs: list[dict], summary: dict, base: di
     return head + "\n".join(rows + per) + "\n"
 
 
-def run_seeds(cfg: Config, net, device, world: World = World()) -> tuple[list[dict], dict, list]:
+def run_seeds(cfg: Config, net, precision: Precision, world: World = World()) -> tuple[list[dict], dict, list]:
     """Every seed's metrics (identical on every rank: counts are summed over the ranks)."""
-    classes = fold_classes(cfg, "test")
     runs, base, images = [], {}, []
     for i in range(cfg.seeds):
         loader = build_loader(cfg, "test", world.rank, world.size, test_seed=cfg.test_seed + i)
-        ev = Evaluator(classes, cfg.dataset, cfg.ignore_label, cfg.ori_resize)
-        baselines = {n: Evaluator(classes, cfg.dataset, cfg.ignore_label, cfg.ori_resize)
-                     for n in BASELINES} if cfg.get("baselines") and i == 0 else None
-        metrics, b, imgs = evaluate(net, loader, ev, device, baselines=baselines,
-                                    panels=cfg.vis if i == 0 else 0, desc=f"test seed {i + 1}/{cfg.seeds}",
-                                    precision=Precision(cfg.amp, cfg.channels_last))
+        ev = Evaluator.from_config(cfg)
+        baselines = {n: Evaluator.from_config(cfg) for n in BASELINES} if cfg.get("baselines") and i == 0 else None
+        metrics, b, imgs = evaluate(net, loader, ev, precision, baselines=baselines,
+                                    panels=cfg.vis if i == 0 else 0, desc=f"test seed {i + 1}/{cfg.seeds}")
         runs.append(metrics)
         base.update(b)
         images += imgs
@@ -123,15 +120,14 @@ def main(argv: list[str] | None = None) -> int:
 def run_test(cfg: Config, world: World, device: torch.device) -> int:
     """Score the checkpoint on this process's share of the episodes; rank 0 writes the results."""
     weight = find_weight(cfg)
-    amp_dtype(cfg.amp, device)  # an impossible amp setting fails before any work
+    precision = Precision.from_config(cfg, device)  # an impossible amp setting fails before any work
     log_file = os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log")
     setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING)
     seed_everything(cfg.manual_seed)
-    build_cfg = Config(cfg)
-    dict.__setitem__(build_cfg, "pretrained", False)  # the checkpoint holds the backbone too
-    net = build_model(build_cfg).to(device, memory_format=memory_format(cfg.channels_last))
+    net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too
+    net.to(device, memory_format=precision.memory_format)
     load_weights(net, weight)
-    runs, base, images = run_seeds(cfg, net, device, world)
+    runs, base, images = run_seeds(cfg, net, precision, world)
     if not world.main:
         return 0
     stem = write_results(cfg, weight, runs, base, images)

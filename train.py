@@ -28,11 +28,11 @@ from util.errors import UserError
 from util.engine.guard import claim_output_dir
 from util.evaluation.evaluator import Evaluator
 from util.data.loader import build_loader
-from util.engine.runtime import (amp_dtype, autocast, enable_determinism, experiment_dir, memory_format, run_cli,
+from util.engine.precision import Precision
+from util.engine.runtime import (enable_determinism, experiment_dir, run_cli,
                           seed_everything, set_rng_state, setup_logging)
-from util.splits import fold_classes
 from util.engine.tb import EventWriter
-from util.engine.loop import Precision, evaluate, to_device
+from util.engine.loop import evaluate
 from util.evaluation.vis import panel
 
 log = logging.getLogger("train")
@@ -54,14 +54,6 @@ class NullWriter:
 
     def close(self) -> None:
         pass
-
-
-def make_scaler(enabled: bool):
-    """GradScaler for amp fp16 on CUDA (a transparent no-op otherwise); torch 2.1-2.2 spell it
-    torch.cuda.amp.GradScaler."""
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler("cuda", enabled=enabled)
-    return torch.cuda.amp.GradScaler(enabled=enabled)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -88,16 +80,16 @@ class Run:
     """State of one training run: folders, model (and its DDP wrapper), optimiser, loaders,
     writer, counters. `net` is the model itself, `ddp` what the training step calls."""
 
-    def __init__(self, cfg, device: torch.device, world: World = World()):
+    def __init__(self, cfg, device: torch.device, world: World = World(), precision: Precision | None = None):
         self.cfg, self.device, self.world = cfg, device, world
-        self.precision = Precision(cfg.amp, cfg.channels_last)
+        self.precision = precision or Precision.from_config(cfg, device)
         self.dir = experiment_dir(cfg)
         self.model_dir = os.path.join(self.dir, "model")
-        self.net = build_model(cfg).to(device, memory_format=memory_format(cfg.channels_last))
+        self.net = build_model(cfg).to(device, memory_format=self.precision.memory_format)
         if cfg.weight:
             load_weights(self.net, cfg.weight)
         self.opt = build_optimizer(self.net, cfg)
-        self.scaler = make_scaler(amp_dtype(cfg.amp, device) == torch.float16)
+        self.scaler = self.precision.scaler()
         self.train_loader = build_loader(cfg, "train", world.rank, world.size)
         self.val_loader = build_loader(cfg, "val", world.rank, world.size) if cfg.val_every else None
         self.epoch, self.iteration, self.best, self.step_in_epoch = 0, 0, -1.0, 0
@@ -147,8 +139,8 @@ def train_step(run: Run, batch: dict) -> dict:
     lr = poly_lr(run.cfg.base_lr, run.iteration, run.max_iter, run.cfg.power)
     for g in run.opt.param_groups:
         g["lr"] = lr
-    b = to_device(batch, run.device, run.cfg.channels_last)
-    with autocast(run.cfg.amp, run.device):
+    b = run.precision.to_device(batch)
+    with run.precision.autocast():
         _, losses = run.ddp(b["query"], b["supports"], b["support_masks"],
                             query_mask=b["query_mask"], classes=b["class_idx"])
     out = distributed.mean_over_ranks(losses)
@@ -183,7 +175,7 @@ def log_images(run: Run, batch: dict, tag: str) -> None:
     if not run.world.main:
         return
     was_training = run.net.training
-    b = to_device(batch, run.device, run.cfg.channels_last)
+    b = run.precision.to_device(batch)
     with torch.no_grad():
         run.net.eval()
         maps = run.net.predict_maps(b["query"], b["supports"], b["support_masks"])
@@ -226,10 +218,8 @@ def train_epoch(run: Run) -> None:
 
 
 def validate(run: Run) -> float:
-    classes = fold_classes(run.cfg, "val")
-    ev = Evaluator(classes, run.cfg.dataset, run.cfg.ignore_label, run.cfg.ori_resize)
-    metrics, _, images = evaluate(run.net, run.val_loader, ev, run.device, panels=1, desc="validate",
-                                  precision=run.precision)
+    ev = Evaluator.from_config(run.cfg)
+    metrics, _, images = evaluate(run.net, run.val_loader, ev, run.precision, panels=1, desc="validate")
     metrics = {k: math.nan if v is None else v for k, v in metrics.items()}
     for k in ("miou", "fbiou", "precision"):
         run.writer.add_scalar(f"val/{k}", metrics[k], run.iteration)
@@ -248,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_training(cfg, world: World, device: torch.device) -> int:
     """The whole run on this process (one of `world.size`)."""
-    amp_dtype(cfg.amp, device)  # an impossible amp setting fails before any work
+    precision = Precision.from_config(cfg, device)  # an impossible amp setting fails before any work
     out = experiment_dir(cfg)
     if world.main:
         claim_output_dir(out, resume=cfg.resume, overwrite=cfg.overwrite)
@@ -259,7 +249,7 @@ def run_training(cfg, world: World, device: torch.device) -> int:
     if cfg.deterministic:
         enable_determinism()
     seed_everything(cfg.manual_seed)
-    run = Run(cfg, device, world)
+    run = Run(cfg, device, world, precision)
     log.info("training %s on %s x %d process(es), amp %s%s: %d iterations/epoch, output %s",
              cfg.get("_config_path"), device, world.size, cfg.amp,
              ", channels_last" if cfg.channels_last else "", len(run.train_loader), out)

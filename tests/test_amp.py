@@ -10,7 +10,7 @@ from conftest import toy_overrides
 from model import build_model
 from util.bench.speed import episode
 from util.config import ConfigError, load_config
-from util.engine.runtime import amp_dtype, autocast
+from util.engine.precision import amp_dtype, autocast
 
 CFG = "config/toy/toy_split0_resnet50.yaml"
 CPU = torch.device("cpu")

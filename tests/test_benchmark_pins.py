@@ -16,7 +16,7 @@ from PIL import Image
 from util.config import load_config
 from util.data.dataset import EpisodeDataset
 from util.prepare import main as prepare_main
-from util.splits import class_name, novel_classes
+from util.data.benchmarks import get_benchmark
 from util.prepare.toy import generate_toy
 
 SIDE = 16  # labels: four 8x8 quadrants, each background or one class
@@ -158,6 +158,7 @@ def test_benchmark_is_unchanged(tmp_path, name):
     cfg = load_config(None, ["dataset", dataset, "coco_fold_style", style or "interleaved", "data_root", str(data),
                              "train_list", str(lists / "train.txt"), "val_list", str(lists / "val.txt")])
     got = _fingerprint(cfg, data)
-    got["classes"] = _digest([[class_name(dataset, c) for c in novel_classes(dataset, s, cfg.coco_fold_style)]
+    bench = get_benchmark(dataset)
+    got["classes"] = _digest([[bench.class_name(c) for c in bench.novel_classes(s, cfg.coco_fold_style)]
                               for s in range(4)])
     assert got == PINS[name], json.dumps(got, indent=1)

@@ -22,11 +22,16 @@ class ConfigError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Key:
+    """One config key. `variant` marks a key that tells runs apart in the report: True, or a
+    predicate on the whole config saying when the key matters (e.g. PCL keys only with PCL);
+    runs that differ in a marked key get their own row (docs/design.md, "Report variants")."""
+
     type: type | tuple  # int, float, bool, str, or (list, elem_type)
     default: Any
     help: str
     choices: tuple | None = None
     check: Callable[[Any], str | None] | None = None  # returns an error text or None
+    variant: bool | Callable[[dict], bool] = False
 
 
 def _odd8(v: int) -> str | None:
@@ -39,6 +44,21 @@ def _positive(v: float) -> str | None:
 
 def _nonneg(v: float) -> str | None:
     return None if v >= 0 else "must be >= 0"
+
+
+def _benchmark(v: str) -> str | None:
+    from util.data.benchmarks import BENCHMARKS  # the registry imports data code: only when checked
+    return None if v in BENCHMARKS.names() else f"is not a benchmark; use one of {', '.join(BENCHMARKS.names())}"
+
+
+def _method(v: str) -> str | None:
+    from model.methods import METHODS
+    return None if v in METHODS.names() else f"is not a method; use one of {', '.join(METHODS.names())}"
+
+
+def _with(*keys: str) -> Callable[[dict], bool]:
+    """Variant predicate: the key matters when any of `keys` is on (absent keys take defaults)."""
+    return lambda cfg: any(cfg.get(k, SCHEMA[k].default) for k in keys)
 
 
 def _split(v: int) -> str | None:
@@ -55,13 +75,14 @@ def _bins(v: list) -> str | None:
 
 SCHEMA: dict[str, Key] = {
     # --- data -----------------------------------------------------------------------
-    "dataset": Key(str, "pascal", "benchmark: its class count and fold definition", ("pascal", "coco", "toy")),
+    "dataset": Key(str, "pascal", "benchmark (util/data/benchmarks/: pascal, coco, toy): classes, folds, labels",
+                   check=_benchmark),
     "data_root": Key(str, "data/VOCdevkit2012/VOC2012", "folder the list paths are relative to"),
     "train_list": Key(str, "lists/pascal/train.txt", "training list: 'image label' per line"),
     "val_list": Key(str, "lists/pascal/val.txt", "validation/test list"),
     "split": Key(int, 0, "fold i: novel classes of fold i are held out", check=_split),
     "coco_fold_style": Key(str, "interleaved", "COCO-20i folds: interleaved (PFENet use_split_coco) or contiguous",
-                           ("interleaved", "contiguous")),
+                           ("interleaved", "contiguous"), variant=lambda cfg: cfg.get("dataset") == "coco"),
     "min_class_pixels": Key(int, 2 * 32 * 32, "a class counts in an image only above this many label pixels",
                             check=_nonneg),
     "shot": Key(int, 1, "support images per episode (K)", check=lambda v: None if v >= 1 else "must be >= 1"),
@@ -76,6 +97,8 @@ SCHEMA: dict[str, Key] = {
     "ori_resize": Key(bool, True, "score at the label's original resolution (PFENet protocol)"),
     "num_workers": Key(int, 4, "data-loader worker processes", check=_nonneg),
     # --- model ----------------------------------------------------------------------
+    "model": Key(str, "ntrenet", "method (model/methods/: ntrenet; pfenet = ntrenet with every module off)",
+                 check=_method, variant=True),
     "backbone": Key(str, "resnet50", "frozen encoder", ("resnet50", "resnet101", "vgg")),
     "pretrained": Key(bool, True, "load ImageNet weights from initmodel_dir (false: random init)"),
     "initmodel_dir": Key(str, "initmodel", "folder with resnet50_v2.pth, resnet101_v2.pth, vgg16_bn.pth"),
@@ -87,14 +110,15 @@ SCHEMA: dict[str, Key] = {
                       check=_bins),
     "feature_dropout": Key(float, 0.5, "Dropout2d after the 1x1 reductions of Xq, Xs and BGMM's input (released 0.5)",
                            check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
-    "use_bgem": Key(bool, True, "BG mining + eliminating modules (Table 3)"),
-    "use_doem": Key(bool, True, "DO eliminating module (needs the BG branch)"),
-    "use_pcl": Key(bool, True, "prototypical contrastive learning loss"),
-    "bg_dim": Key(int, 256, "width of the learnable BG prototype (released 256, paper 640)", check=_positive),
+    "use_bgem": Key(bool, True, "BG mining + eliminating modules (Table 3)", variant=True),
+    "use_doem": Key(bool, True, "DO eliminating module (needs the BG branch)", variant=True),
+    "use_pcl": Key(bool, True, "prototypical contrastive learning loss", variant=True),
+    "bg_dim": Key(int, 256, "width of the learnable BG prototype (released 256, paper 640)", check=_positive,
+                  variant=_with("use_bgem", "use_doem")),
     "bg_alpha": Key(float, 0.5, "alpha of the BG mining loss, eq. 3", check=_nonneg),
     "do_pooling": Key(str, "global", "DO prototype: released global mean or eq. 8 masked mean",
                       ("global", "masked")),
-    "pcl_negatives": Key(str, "do", "PCL negatives (Table 4)", ("do", "bg", "nontarget")),
+    "pcl_negatives": Key(str, "do", "PCL negatives (Table 4)", ("do", "bg", "nontarget"), variant=_with("use_pcl")),
     "pcl_bank_size": Key(int, 2000, "DO prototypes kept per training class", check=_positive),
     "pcl_samples": Key(int, 1000, "negatives sampled from the bank per step", check=_positive),
     "pcl_temperature": Key(float, 1.0, "temperature of the PCL softmax", check=_positive),
@@ -102,13 +126,14 @@ SCHEMA: dict[str, Key] = {
     "loss_fem": Key(float, 0.4, "weight of the per-bin FEM losses", check=_nonneg),
     "loss_bg": Key(float, 1.0, "weight of the BG mining loss", check=_nonneg),
     "loss_pcl": Key(float, 0.01, "weight of the PCL loss", check=_nonneg),
-    "use_scnet": Key(bool, False, "SCNet's self-contrastive query branch (training only; SCNet Sec. 3.2.2)"),
+    "use_scnet": Key(bool, False, "SCNet's self-contrastive query branch (training only; SCNet Sec. 3.2.2)",
+                     variant=True),
     "scnet_clusters": Key(int, 3, "SCNet: k-means clusters n of the query's background (SCNet Table 3)",
-                          check=lambda v: None if v >= 1 else "must be >= 1"),
+                          check=lambda v: None if v >= 1 else "must be >= 1", variant=_with("use_scnet")),
     "scnet_lambda": Key(float, 0.5, "SCNet eq. 9: L = (1-lambda) L1 + lambda L2 (SCNet Table 5)",
-                        check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
+                        check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]", variant=_with("use_scnet")),
     "scnet_prior": Key(str, "region", "SCNet: prior-mask channel of the query branch",
-                       ("region", "zeros", "support")),
+                       ("region", "zeros", "support"), variant=_with("use_scnet")),
     # --- training -------------------------------------------------------------------
     "epochs": Key(int, 200, "training epochs", check=_positive),
     "batch_size": Key(int, 32, "episodes per training step (over all GPUs)", check=_positive),
@@ -150,7 +175,22 @@ SCHEMA: dict[str, Key] = {
 
 
 class Config(dict):
-    """A validated config with attribute access (`cfg.shot`)."""
+    """A validated config with attribute access (`cfg.shot`). Change it only through
+    `replace()` (or attribute assignment, which validates one key): never with dict writes."""
+
+    def replace(self, **changes: Any) -> "Config":
+        """A validated copy with `changes` applied, checked as a whole (as load_config does)."""
+        out = Config(self)
+        for k, v in changes.items():
+            dict.__setitem__(out, k, coerce(k, v, "replace()"))
+        _finish(out, {k: "replace()" for k in changes})
+        return out
+
+    @property
+    def num_train_classes(self) -> int:
+        """Training classes of this benchmark and fold (sizes per-class model state)."""
+        from util.data.benchmarks import get_benchmark
+        return len(get_benchmark(self["dataset"]).base_classes(self["split"], self["coco_fold_style"]))
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -176,7 +216,7 @@ def coerce(name: str, value: Any, origin: str = "") -> Any:
     where = f" in {origin}" if origin else ""
     if name not in SCHEMA:
         raise ConfigError(f"unknown config key '{name}'{where}{_suggest(name)}; "
-                          "see the key table in README.md")
+                          "see the key table in docs/configuration.md")
     key = SCHEMA[name]
     bad = ConfigError(f"config key '{name}'{where}: expected {_type_name(key.type)}, got {value!r}")
     if isinstance(key.type, tuple):
@@ -253,14 +293,30 @@ def parse_overrides(pairs: Sequence[str]) -> list[tuple[str, Any]]:
 def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Config:
     """Schema defaults <- YAML file (and its bases) <- `key value` overrides."""
     cfg = Config({k: key.default for k, key in SCHEMA.items()})
+    explicit: dict[str, str] = {}
     if path:
         for k, (v, origin) in _read_yaml(path).items():
             dict.__setitem__(cfg, k, coerce(k, v, origin))
+            explicit[k] = origin
         dict.__setitem__(cfg, "_config_path", path)
     for k, v in parse_overrides(list(overrides or [])):
         dict.__setitem__(cfg, k, coerce(k, v, "command line"))
-    _check_consistency(cfg)
+        explicit[k] = "command line"
+    _finish(cfg, explicit)
     return cfg
+
+
+def _finish(cfg: Config, explicit: dict[str, str]) -> None:
+    """Whole-config rules: the values the method fixes (an explicit other value is an error),
+    then cross-key consistency. `explicit`: key -> where it was set."""
+    from model.methods import get_method
+    method = get_method(cfg.model)
+    for k, v in method.fixed.items():
+        if cfg[k] != v and k in explicit:
+            raise ConfigError(f"config key '{k}' = {cfg[k]!r} in {explicit[k]}: model '{method.name}' fixes it "
+                              f"to {v!r}; remove it, or use another `model`")
+        dict.__setitem__(cfg, k, v)
+    _check_consistency(cfg)
 
 
 def _check_consistency(cfg: Config) -> None:
@@ -279,8 +335,17 @@ def dump_config(cfg: Config, path: str) -> None:
     os.replace(tmp, path)
 
 
+def variant_keys(cfg: dict) -> list[str]:
+    """The variant-marked keys that matter for this config (absent keys take defaults)."""
+    out = []
+    for k, key in SCHEMA.items():
+        if key.variant is True or (callable(key.variant) and key.variant(cfg)):
+            out.append(k)
+    return out
+
+
 def schema_table() -> str:
-    """Markdown table of every key (the README's key reference is generated from this)."""
+    """Markdown table of every key (docs/configuration.md's key reference is generated from this)."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for k, key in SCHEMA.items():
         meaning = key.help + (f" ({' / '.join(map(str, key.choices))})" if key.choices else "")

@@ -23,7 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from model import build_model
 from util.config import load_config
-from util.engine.runtime import amp_dtype, autocast, memory_format, resolve_device, seed_everything
+from util.engine.precision import Precision, memory_format
+from util.engine.runtime import resolve_device, seed_everything
 
 
 def episode(batch: int, shot: int, size: int, device: torch.device, channels_last: bool = False) -> dict:
@@ -53,9 +54,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_step(net, opt, ep: dict, amp: str, device: torch.device) -> None:
+def train_step(net, opt, ep: dict, precision: Precision) -> None:
     """train.py's step without the data loader: autocast forward, fp32 loss, backward, SGD."""
-    with autocast(amp, device):
+    with precision.autocast():
         _, losses = net(ep["query"], ep["supports"], ep["support_masks"],
                         query_mask=ep["query_mask"], classes=ep["classes"])
     opt.zero_grad(set_to_none=True)
@@ -64,9 +65,9 @@ def train_step(net, opt, ep: dict, amp: str, device: torch.device) -> None:
 
 
 @torch.no_grad()
-def eval_batch(net, ep: dict, amp: str, device: torch.device) -> torch.Tensor:
-    """validate.py's forward: autocast, logits back to fp32 for scoring."""
-    with autocast(amp, device):
+def eval_batch(net, ep: dict, precision: Precision) -> torch.Tensor:
+    """The evaluation loop's forward: autocast, logits back to fp32 for scoring."""
+    with precision.autocast():
         return net(ep["query"], ep["supports"], ep["support_masks"]).float()
 
 
@@ -83,18 +84,19 @@ def timed(fn, reps: int, device: torch.device) -> list[float]:
 def run(cfg, steps: int, warmup: int, episodes: int) -> dict:
     """Time training steps and evaluation batches after warm-up; count FLOPs once each."""
     device = resolve_device(cfg.device)
-    dtype = amp_dtype(cfg.amp, device) or torch.float32
+    precision = Precision.from_config(cfg, device)
+    dtype = precision.dtype or torch.float32
     seed_everything(cfg.manual_seed)
-    net = build_model(cfg).to(device, memory_format=memory_format(cfg.channels_last))
+    net = build_model(cfg).to(device, memory_format=precision.memory_format)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     tr = episode(cfg.batch_size, cfg.shot, cfg.train_h, device, cfg.channels_last)
     net.train()
-    step = functools.partial(train_step, net, opt, tr, cfg.amp, device)
+    step = functools.partial(train_step, net, opt, tr, precision)
     train_flops = _count_flops(step)
     step_times = timed(step, warmup + steps, device)[warmup:]
     net.eval().requires_grad_(False)  # FlopCounterMode's module tracker trips over no_grad views of parameters
     ev = episode(cfg.batch_size_val, cfg.shot, cfg.val_size, device, cfg.channels_last)
-    batch = functools.partial(eval_batch, net, ev, cfg.amp, device)
+    batch = functools.partial(eval_batch, net, ev, precision)
     eval_flops = _count_flops(batch)
     eval_times = timed(batch, warmup + episodes, device)[warmup:]
     gflops, median = matmul_gflops(device, dtype), statistics.median(step_times)

@@ -1,4 +1,4 @@
-"""Episodic few-shot dataset (DESIGN 3.4): one query and K supports of one class per item.
+"""Episodic few-shot dataset (docs/design.md, "Episodes"): one query and K supports of one class per item.
 
 Training items are a pure function of (seed, epoch, index) and test episodes are drawn once
 from test_seed, so no result depends on the worker count, batch size or world size.
@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import Dataset
 
 from util.errors import UserError
-from util.data.index import ClassIndex, build_class_index, read_label
-from util.splits import NUM_CLASSES, class_name, fold_classes
+from util.data.benchmarks import Benchmark, get_benchmark
+from util.data.index import ClassIndex, build_class_index
 from util.data.transform import Compose, test_transform, train_transform
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,12 @@ def remap(label: np.ndarray, cls: int, ignore: int = 255) -> np.ndarray:
     return out
 
 
-def check_class_sizes(index: ClassIndex, classes: list[int], shot: int, dataset: str, list_path: str) -> None:
+def check_class_sizes(index: ClassIndex, classes: list[int], shot: int, benchmark: Benchmark, list_path: str) -> None:
     """Each class needs K supports besides its query; PFENet would loop forever instead."""
     for c in classes:
         n = len(index.by_class.get(c, []))
         if n < shot + 1:
-            raise UserError(f"class {c} ({class_name(dataset, c)}) has {n} images with enough pixels in "
+            raise UserError(f"class {c} ({benchmark.class_name(c)}) has {n} images with enough pixels in "
                             f"{list_path}, but a {shot}-shot episode needs {shot + 1}: lower 'shot' or "
                             "'min_class_pixels', or check the list")
 
@@ -73,17 +73,17 @@ class EpisodeDataset(Dataset):
                  transform: Compose | None = None, workers: int | None = None):
         if mode not in ("train", "val", "test"):
             raise ValueError(f"mode must be train, val or test, got '{mode}'")
-        if cfg.dataset == "toy":
-            from util.prepare.toy import ensure_toy
-            ensure_toy(cfg)
+        self.benchmark = bench = get_benchmark(cfg.dataset)
+        if bench.ensure_data is not None:
+            bench.ensure_data(cfg)
         self.mode, self.shot, self.ignore = mode, cfg.shot, cfg.ignore_label
         self.train = mode == "train"
-        self.classes = fold_classes(cfg, mode)
+        self.classes = bench.fold_classes(cfg, mode)
         list_path = cfg.train_list if self.train else cfg.val_list
         self.index = build_class_index(list_path, cfg.data_root, self.classes,
-                                       num_classes=NUM_CLASSES[cfg.dataset], min_pixels=cfg.min_class_pixels,
-                                       workers=workers)
-        check_class_sizes(self.index, self.classes, cfg.shot, cfg.dataset, list_path)
+                                       num_classes=bench.num_classes, min_pixels=cfg.min_class_pixels,
+                                       workers=workers, reader=bench.read_label)
+        check_class_sizes(self.index, self.classes, cfg.shot, bench, list_path)
         self.transform = transform or (train_transform(cfg) if self.train else test_transform(cfg))
         self.seed, self.epoch = cfg.manual_seed, 0
         self.episodes: list[Episode] = []
@@ -102,7 +102,7 @@ class EpisodeDataset(Dataset):
 
     def _load(self, pos: int, cls: int, rng: np.random.Generator | None):
         img_path, lbl_path = self.index.items[pos]
-        image, label = read_image(img_path), read_label(lbl_path)
+        image, label = read_image(img_path), self.benchmark.read_label(lbl_path)
         if image.shape[:2] != label.shape:
             raise UserError(f"image '{img_path}' is {image.shape[1]}x{image.shape[0]} but label '{lbl_path}' "
                             f"is {label.shape[1]}x{label.shape[0]}: they must match; check the list pairs")

@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass
 from multiprocessing import Pool
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -96,9 +96,11 @@ def _read_palette(path: str) -> np.ndarray:
         raise UserError(f"label '{path}' is corrupt: regenerate it with `python -m util.prepare`") from None
 
 
-def count_classes(label_path: str, num_classes: int) -> dict[int, int]:
-    """Pixels per class (0 and 255 excluded); values outside {0..C, 255} are a user error."""
-    counts = np.bincount(read_label(label_path).ravel(), minlength=256)
+def count_classes(label_path: str, num_classes: int, reader: Callable[[str], np.ndarray] | None = None
+                  ) -> dict[int, int]:
+    """Pixels per class (0 and 255 excluded); values outside {0..C, 255} are a user error.
+    `reader` turns a label file into a class map (default: the file is one, read_label)."""
+    counts = np.bincount((reader or read_label)(label_path).ravel(), minlength=256)
     bad = [v for v in np.flatnonzero(counts) if num_classes < v < 255]
     if bad:
         raise UserError(f"label '{label_path}' holds values {bad[:5]} outside 0..{num_classes} and 255: "
@@ -107,13 +109,14 @@ def count_classes(label_path: str, num_classes: int) -> dict[int, int]:
     return {int(c): int(counts[c]) for c in range(1, num_classes + 1) if counts[c]}
 
 
-def _count_job(args: tuple[str, int]) -> dict[int, int]:
+def _count_job(args: tuple) -> dict[int, int]:
     return count_classes(*args)
 
 
-def scan_labels(labels: Sequence[str], num_classes: int, workers: int | None = None) -> list[dict[int, int]]:
+def scan_labels(labels: Sequence[str], num_classes: int, workers: int | None = None,
+                reader: Callable[[str], np.ndarray] | None = None) -> list[dict[int, int]]:
     """Count classes in every label, in parallel, with a progress bar."""
-    jobs = [(p, num_classes) for p in labels]
+    jobs = [(p, num_classes, reader) for p in labels]
     workers = workers or min(os.cpu_count() or 1, 16)
     bar = dict(total=len(jobs), desc="class index", unit="label", mininterval=1.0)
     if workers <= 1 or len(jobs) < 64:
@@ -122,7 +125,8 @@ def scan_labels(labels: Sequence[str], num_classes: int, workers: int | None = N
         return list(tqdm(pool.imap(_count_job, jobs, chunksize=32), **bar))
 
 
-def cache_path(list_path: str, data_root: str, num_classes: int, labels: Sequence[str]) -> str:
+def cache_path(list_path: str, data_root: str, num_classes: int, labels: Sequence[str],
+               reader: Callable[[str], np.ndarray] | None = None) -> str:
     """`<list>.cache-<hash>.json`. The hash covers the list bytes, resolved data_root, C, the
     format version and the mtimes of the label folders (an atomic rewrite of labels, as the
     prepare tool does, renames files and so bumps them), never the labels themselves."""
@@ -130,6 +134,8 @@ def cache_path(list_path: str, data_root: str, num_classes: int, labels: Sequenc
     with open(list_path, "rb") as f:
         h.update(f.read())
     h.update(f"\0{os.path.realpath(data_root)}\0{num_classes}\0{CACHE_VERSION}".encode())
+    if reader is not None and reader is not read_label:  # another label format counts differently
+        h.update(f"\0{getattr(reader, '__module__', '')}.{getattr(reader, '__qualname__', repr(reader))}".encode())
     for folder in sorted({p.rpartition("/")[0] for p in labels}):
         h.update(f"\0{folder}:{_mtime_ns(folder)}".encode())
     return f"{list_path}.cache-{h.hexdigest()[:16]}.json"
@@ -173,25 +179,28 @@ def _save_cache(path: str, counts: list[dict[int, int]]) -> None:
 
 
 def label_counts(list_path: str, data_root: str, num_classes: int, *, workers: int | None = None,
-                 use_cache: bool = True) -> tuple[list[tuple[str, str]], list[dict[int, int]]]:
+                 use_cache: bool = True, reader: Callable[[str], np.ndarray] | None = None
+                 ) -> tuple[list[tuple[str, str]], list[dict[int, int]]]:
     """Parsed list and per-image class pixel counts, from the cache when it is current."""
     pairs = parse_list(list_path, data_root)
-    path = cache_path(list_path, data_root, num_classes, [lbl for _, lbl in pairs])
+    path = cache_path(list_path, data_root, num_classes, [lbl for _, lbl in pairs], reader)
     counts = _load_cache(path, len(pairs)) if use_cache else None
     if counts is not None:
         log.info("class index: loaded %s (%d labels)", path, len(pairs))
         return pairs, counts
     log.info("class index: scanning %d labels of %s (cached afterwards)", len(pairs), list_path)
-    counts = scan_labels([lbl for _, lbl in pairs], num_classes, workers)
+    counts = scan_labels([lbl for _, lbl in pairs], num_classes, workers, reader)
     if use_cache:
         _save_cache(path, counts)
     return pairs, counts
 
 
 def build_class_index(list_path: str, data_root: str, classes: Sequence[int], *, num_classes: int,
-                      min_pixels: int, workers: int | None = None, use_cache: bool = True) -> ClassIndex:
+                      min_pixels: int, workers: int | None = None, use_cache: bool = True,
+                      reader: Callable[[str], np.ndarray] | None = None) -> ClassIndex:
     """Images where some class of `classes` covers >= min_pixels, and the class -> images map."""
-    pairs, counts = label_counts(list_path, data_root, num_classes, workers=workers, use_cache=use_cache)
+    pairs, counts = label_counts(list_path, data_root, num_classes, workers=workers, use_cache=use_cache,
+                                 reader=reader)
     wanted, threshold = set(classes), max(min_pixels, 1)
     index = ClassIndex([], [], {c: [] for c in sorted(wanted)})
     seen: set[tuple[str, str]] = set()

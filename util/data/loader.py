@@ -59,8 +59,7 @@ def build_loader(cfg, mode: str, rank: int = 0, world: int = 1, test_seed: int |
         raise UserError(f"batch_size {cfg.batch_size} is the total over {world} processes and must divide "
                         f"evenly: use a multiple of {world}, or another process count")
     if not train and test_seed is not None and test_seed != cfg.test_seed:
-        cfg = type(cfg)(cfg)
-        dict.__setitem__(cfg, "test_seed", test_seed)
+        cfg = cfg.replace(test_seed=test_seed)
     dataset = build_dataset(cfg, mode)
     batch = max(cfg.batch_size // world, 1) if train else cfg.batch_size_val
     limit = cfg.max_iters_per_epoch * cfg.batch_size if train and cfg.max_iters_per_epoch else 0

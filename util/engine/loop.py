@@ -7,7 +7,6 @@ exactly the single-process ones; panels are gathered and picked by global episod
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -15,7 +14,7 @@ from tqdm import tqdm
 
 from util.engine import distributed
 from util.evaluation.evaluator import Evaluator
-from util.engine.runtime import autocast
+from util.engine.precision import Precision
 from util.evaluation.vis import panel
 
 
@@ -35,35 +34,19 @@ BASELINES: dict[str, Callable[[dict], torch.Tensor]] = {"all_foreground": all_fo
                                                         "prior_only": prior_only}
 
 
-@dataclass(frozen=True)
-class Precision:
-    """How the forward runs: autocast mode (`amp` key) and memory format (`channels_last`)."""
-    amp: str = "off"
-    channels_last: bool = False
-
-
-def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
-    """Tensors to `device`; with channels_last the 4-D query image goes NHWC as the weights."""
-    out = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-    if channels_last and torch.is_tensor(out.get("query")):
-        out["query"] = out["query"].contiguous(memory_format=torch.channels_last)
-    return out
-
-
-def _forward_maps(net: torch.nn.Module, b: dict, need_maps: bool, device: torch.device,
-                  precision: Precision) -> dict:
+def _forward_maps(net: torch.nn.Module, b: dict, need_maps: bool, precision: Precision) -> dict:
     """Logits (and maps) of a batch, in fp32 whatever the autocast dtype: scoring, baselines
     and panels always see float tensors."""
     args = (b["query"], b["supports"], b["support_masks"])
-    with autocast(precision.amp, device):
+    with precision.autocast():
         maps = _model(net).predict_maps(*args) if need_maps else {"logits": net(*args)}
     return {k: v.float() for k, v in maps.items()}
 
 
 @torch.no_grad()
-def evaluate(net: torch.nn.Module, loader, evaluator: Evaluator, device: torch.device, *,
+def evaluate(net: torch.nn.Module, loader, evaluator: Evaluator, precision: Precision, *,
              baselines: dict[str, Evaluator] | None = None, panels: int = 0,
-             desc: str = "eval", precision: Precision = Precision()) -> tuple[dict, dict, list]:
+             desc: str = "eval") -> tuple[dict, dict, list]:
     """Scores every episode of `loader`; returns (metrics, baseline metrics, panel images).
 
     Baselines and panels need the intermediate maps, so they switch to `predict_maps`.
@@ -78,8 +61,8 @@ def evaluate(net: torch.nn.Module, loader, evaluator: Evaluator, device: torch.d
     shard = _shard(loader)
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not distributed.is_main())
     for batch in bar:
-        b = to_device(batch, device, precision.channels_last)
-        maps = _forward_maps(net, b, need_maps, device, precision)
+        b = precision.to_device(batch)
+        maps = _forward_maps(net, b, need_maps, precision)
         masks = b.get("query_mask")
         evaluator.update(maps["logits"], batch["raw_mask"], batch["class_idx"], masks=masks)
         for name, ev in (baselines or {}).items():

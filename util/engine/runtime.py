@@ -1,17 +1,15 @@
 """Process-level plumbing shared by the CLIs: device, seeds, logging, experiment folders."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
 import sys
-from typing import Callable, ContextManager
+from typing import Callable
 
 import numpy as np
 import torch
 
-from util.config import ConfigError
 from util.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -28,40 +26,6 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device '{name}' asked for but no CUDA GPU is visible: use device cpu")
     return dev
-
-
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of config key `amp` on `device` (None: fp32), checked up front so a
-    run fails before any work: fp16 autocast needs CUDA (on the CPU it is slow and
-    GradScaler-less), bf16 needs a GPU that supports it."""
-    if amp == "off":
-        return None
-    if amp not in AMP_DTYPES:
-        raise ConfigError(f"config key 'amp' = {amp!r}: use off, bf16 or fp16")
-    if amp == "fp16" and device.type != "cuda":
-        raise ConfigError(f"config key 'amp' = 'fp16' needs a CUDA device, but the device is {device}: "
-                          "use amp bf16 (CPU autocast) or amp off, or run on a GPU")
-    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"config key 'amp' = 'bf16': {device} has no bf16 support; use amp fp16 or off")
-    return AMP_DTYPES[amp]
-
-
-def autocast(amp: str, device: torch.device) -> ContextManager:
-    """Autocast region for the forward pass (a no-op context with amp off). The model's losses
-    and the evaluator run their reductions in fp32 (autocast keeps cross-entropy and
-    log-softmax in fp32; logits are cast to float before scoring)."""
-    dtype = amp_dtype(amp, device)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def memory_format(channels_last: bool) -> torch.memory_format:
-    """Config key `channels_last` -> the memory format for the model and 4-D images."""
-    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 def seed_everything(seed: int) -> None:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from util.evaluation import metrics
-from util.splits import class_name
+from util.data.benchmarks import fold_classes, get_benchmark
 
 log = logging.getLogger(__name__)
 EPISODES = 4  # column of the episode count in the counts tensor
@@ -65,7 +65,8 @@ class Evaluator:
             raise ValueError("Evaluator needs at least one class id")
         self.class_ids = [int(c) for c in class_ids]
         self.dataset = dataset
-        self.names = [class_name(dataset, c) for c in self.class_ids]
+        bench = get_benchmark(dataset)
+        self.names = [bench.class_name(c) for c in self.class_ids]
         self.ignore_label = int(ignore_label)
         self.ori_resize = bool(ori_resize)
         self._counts = torch.zeros(len(self.class_ids), 5, dtype=torch.int64)
@@ -73,7 +74,6 @@ class Evaluator:
     @classmethod
     def from_config(cls, cfg: Any) -> "Evaluator":
         """Evaluator over the novel classes of cfg's fold, with cfg's protocol."""
-        from util.splits import fold_classes
         return cls(fold_classes(cfg, "val"), cfg.dataset, cfg.ignore_label, cfg.ori_resize)
 
     def reset(self) -> None:

@@ -24,6 +24,7 @@ from model.loss import LossWeights, resize_labels, segmentation_loss, segmentati
 from model.pcl import PCL, negative_region
 from model.prior import prior_mask
 from model.prototype import masked_average_pooling
+from model.methods import Method
 from model.scnet import SelfContrastBranch
 
 
@@ -223,3 +224,21 @@ class NTRENet(nn.Module):
         if classes.dtype.is_floating_point or bool((classes < 0).any() | (classes >= self.num_train_classes).any()):
             raise ValueError(f"classes must be integer indices in 0..{self.num_train_classes - 1} "
                              f"(the fold's training classes), got {classes.tolist()}")
+
+
+def build(cfg, num_train_classes: int, backbone: Backbone) -> NTRENet:
+    """NTRENet with the modules and weights the config switches on."""
+    return NTRENet(
+        backbone=backbone, reduce_dim=cfg.reduce_dim, bins=tuple(cfg.ppm_scales),
+        use_bgem=cfg.use_bgem, use_doem=cfg.use_doem, use_pcl=cfg.use_pcl, bg_dim=cfg.bg_dim,
+        bg_alpha=cfg.bg_alpha, do_pooling=cfg.do_pooling, pcl_negatives=cfg.pcl_negatives,
+        pcl_bank_size=cfg.pcl_bank_size, pcl_samples=cfg.pcl_samples, pcl_temperature=cfg.pcl_temperature,
+        num_train_classes=num_train_classes, zoom_factor=cfg.zoom_factor, ignore_label=cfg.ignore_label,
+        use_scnet=cfg.use_scnet, scnet_clusters=cfg.scnet_clusters, scnet_prior=cfg.scnet_prior,
+        feature_dropout=cfg.feature_dropout,
+        loss_weights=LossWeights(ini=cfg.loss_ini, fem=cfg.loss_fem, bg=cfg.loss_bg, pcl=cfg.loss_pcl,
+                                 scnet=cfg.scnet_lambda if cfg.use_scnet else 0.0),
+    )
+
+
+METHOD = Method("ntrenet", build, network="ntrenet")
