@@ -25,6 +25,7 @@ from util.config import Config, load_config
 from util.engine.distributed import World
 from util.errors import UserError
 from util.evaluation.evaluator import Evaluator
+from util.evaluation.metrics import DISPLAY, HEADLINE
 from util.data.loader import build_loader
 from util.engine.loop import BASELINES, evaluate
 from util.engine.precision import Precision
@@ -53,7 +54,7 @@ def find_weight(cfg: Config) -> str:
 def summarise(runs: list[dict]) -> dict:
     """Mean and standard deviation over seeds of the headline numbers (None if unscored)."""
     out = {}
-    for k in ("miou", "fbiou", "precision"):
+    for k in HEADLINE:
         vals = [r[k] for r in runs if r[k] is not None]
         out[k] = {"mean": statistics.fmean(vals) if vals else None,
                   "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0}
@@ -87,8 +88,7 @@ def run_seeds(cfg: Config, net, precision: Precision, world: World = World()) ->
         runs.append(metrics)
         base.update(b)
         images += imgs
-        log.info("seed %d: mIoU %s FB-IoU %s precision %s", cfg.test_seed + i,
-                 fmt(metrics["miou"]), fmt(metrics["fbiou"]), fmt(metrics["precision"]))
+        log.info("seed %d: %s", cfg.test_seed + i, " ".join(f"{DISPLAY[k]} {fmt(metrics[k])}" for k in HEADLINE))
     return runs, base, images
 
 
@@ -132,9 +132,8 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
         return 0
     stem = write_results(cfg, weight, runs, base, images)
     summary = summarise(runs)
-    log.info("%d-shot fold %d: mIoU %s ± %.2f, FB-IoU %s ± %.2f, precision %s", cfg.shot, cfg.split,
-             fmt(summary["miou"]["mean"]), summary["miou"]["std"], fmt(summary["fbiou"]["mean"]),
-             summary["fbiou"]["std"], fmt(summary["precision"]["mean"]))
+    log.info("%d-shot fold %d: %s", cfg.shot, cfg.split,
+             ", ".join(f"{DISPLAY[k]} {fmt(summary[k]['mean'])} ± {summary[k]['std']:.2f}" for k in HEADLINE))
     for name, m in base.items():
         log.info("trivial predictor %s: mIoU %s FB-IoU %s", name, fmt(m["miou"]), fmt(m["fbiou"]))
     log.info("results written to %s.json and .md", stem)

@@ -27,6 +27,7 @@ from util.engine.distributed import World
 from util.errors import UserError
 from util.engine.guard import claim_output_dir
 from util.evaluation.evaluator import Evaluator
+from util.evaluation.metrics import DISPLAY, HEADLINE
 from util.data.loader import build_loader
 from util.engine.precision import Precision
 from util.engine.runtime import (enable_determinism, experiment_dir, run_cli,
@@ -171,8 +172,9 @@ def check_nonfinite(run: Run, terms: dict) -> None:
 
 
 def log_images(run: Run, batch: dict, tag: str) -> None:
-    """Fig. 5-style panel of the first episode of `batch` (rank 0 only, fp32)."""
-    if not run.world.main:
+    """Fig. 5-style panel of the first episode of `batch` (rank 0 only, fp32; methods without
+    predict_maps have no panel)."""
+    if not run.world.main or not hasattr(run.net, "predict_maps"):
         return
     was_training = run.net.training
     b = run.precision.to_device(batch)
@@ -221,12 +223,11 @@ def validate(run: Run) -> float:
     ev = Evaluator.from_config(run.cfg)
     metrics, _, images = evaluate(run.net, run.val_loader, ev, run.precision, panels=1, desc="validate")
     metrics = {k: math.nan if v is None else v for k, v in metrics.items()}
-    for k in ("miou", "fbiou", "precision"):
+    for k in HEADLINE:
         run.writer.add_scalar(f"val/{k}", metrics[k], run.iteration)
     for img in images:
         run.writer.add_image("val/panel", img, run.iteration, dataformats="HWC")
-    log.info("validation epoch %d: mIoU %.2f FB-IoU %.2f precision %.2f", run.epoch, metrics["miou"],
-             metrics["fbiou"], metrics["precision"])
+    log.info("validation epoch %d: %s", run.epoch, " ".join(f"{DISPLAY[k]} {metrics[k]:.2f}" for k in HEADLINE))
     return metrics["miou"]
 
 

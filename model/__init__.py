@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from model.backbone import build_backbone
 from model.convert import load_weights
 from model.methods import get_method
 from model.methods.ntrenet import NTRENet
@@ -14,13 +13,10 @@ __all__ = ["NTRENet", "build_model", "get_method", "load_weights"]
 
 
 def build_model(cfg, num_train_classes: int | None = None) -> nn.Module:
-    """Backbone (ImageNet weights when cfg.pretrained) + the network of cfg.model.
+    """The network of cfg.model (its backbone with ImageNet weights when cfg.pretrained).
 
     `num_train_classes` sizes per-class state (NTRENet's PCL bank); by default the config
     reports it for its benchmark and fold (`cfg.num_train_classes`).
     """
-    method = get_method(cfg.model)
-    backbone = build_backbone(cfg.backbone, pretrained=cfg.pretrained, initmodel_dir=cfg.initmodel_dir,
-                              bn_mode=cfg.backbone_bn)
     n = cfg.num_train_classes if num_train_classes is None else num_train_classes
-    return method.build(cfg, n, backbone)
+    return get_method(cfg.model).build(cfg, n)

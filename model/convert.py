@@ -136,6 +136,7 @@ def _read(path: str) -> object:
 def read_state(path: str) -> tuple[dict[str, Tensor], str]:
     """(state dict with own names, 'own' | 'official'); raises UserError for unmappable keys."""
     ckpt = _read(path)
+    saved_by_train = isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) and "format" in ckpt
     if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):
         ckpt = ckpt["model"]
     elif isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
@@ -144,7 +145,8 @@ def read_state(path: str) -> tuple[dict[str, Tensor], str]:
         raise UserError(f"{path} is not a model checkpoint (expected a state_dict, {{'model': ...}} or "
                         "{'state_dict': ...})")
     state = _strip_module(ckpt)
-    if any(k.startswith(OWN_PREFIXES) for k in state) and not any(re.match(r"layer[0-4]\.", k) for k in state):
+    if saved_by_train or (any(k.startswith(OWN_PREFIXES) for k in state)
+                          and not any(re.match(r"layer[0-4]\.", k) for k in state)):
         return state, "own"
     mapped, unmapped = from_official(state)
     if unmapped:

@@ -84,3 +84,16 @@ def test_readme_documents_every_key():
     readme = open("README.md").read()
     missing = [k for k in SCHEMA if f"`{k}`" not in readme]
     assert not missing, f"keys missing from README.md: {missing} (paste util.config.schema_table())"
+
+
+def test_replace_is_validated_and_copies():
+    cfg = load_config(None, [])
+    new = cfg.replace(shot=5, test_seed=7)
+    assert (new.shot, new.test_seed, cfg.shot, cfg.test_seed) == (5, 7, 1, 321)
+    with pytest.raises(ConfigError, match="shot.*must be >= 1"):
+        cfg.replace(shot=0)
+    with pytest.raises(ConfigError, match="unknown config key 'shots'.*did you mean 'shot'"):
+        cfg.replace(shots=5)
+    with pytest.raises(ConfigError, match="scale_min.*swap"):
+        cfg.replace(scale_min=2.0)
+    assert cfg.replace(model="pfenet").use_pcl is False  # the method's fixed values apply

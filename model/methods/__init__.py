@@ -1,7 +1,8 @@
 """Method registry: one module per method in this package, holding `METHOD`, looked up by the
 `model` config key (docs/design.md, "Adding a method").
 
-A method's `build(cfg, num_train_classes, backbone)` returns the network; the forward contract
+A method's `build(cfg, num_train_classes)` returns the network (backbones, prototype
+pooling, prior mask, FEM and losses are shared modules of model/); the forward contract
 every method keeps is `net(query, supports, support_masks)` -> logits [B, 2, H, W] in eval
 mode and `(logits, losses)` with `query_mask`/`classes` in training, where losses["total"] is
 what the optimiser minimises. `fixed` holds the config values a method implies (PFENet: every

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from model.backbone import Backbone
+from model.backbone import Backbone, build_backbone
 from model.bgem import BGEM
 from model.bgmm import BGMM, bg_binary, bg_mining_loss, bg_probability
 from model.blocks import conv_relu, resize
@@ -226,8 +226,10 @@ class NTRENet(nn.Module):
                              f"(the fold's training classes), got {classes.tolist()}")
 
 
-def build(cfg, num_train_classes: int, backbone: Backbone) -> NTRENet:
-    """NTRENet with the modules and weights the config switches on."""
+def build(cfg, num_train_classes: int) -> NTRENet:
+    """Backbone + NTRENet with the modules and weights the config switches on."""
+    backbone = build_backbone(cfg.backbone, pretrained=cfg.pretrained, initmodel_dir=cfg.initmodel_dir,
+                              bn_mode=cfg.backbone_bn)
     return NTRENet(
         backbone=backbone, reduce_dim=cfg.reduce_dim, bins=tuple(cfg.ppm_scales),
         use_bgem=cfg.use_bgem, use_doem=cfg.use_doem, use_pcl=cfg.use_pcl, bg_dim=cfg.bg_dim,

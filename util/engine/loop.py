@@ -15,6 +15,7 @@ from tqdm import tqdm
 from util.engine import distributed
 from util.evaluation.evaluator import Evaluator
 from util.engine.precision import Precision
+from util.errors import UserError
 from util.evaluation.vis import panel
 
 
@@ -49,11 +50,17 @@ def evaluate(net: torch.nn.Module, loader, evaluator: Evaluator, precision: Prec
              desc: str = "eval") -> tuple[dict, dict, list]:
     """Scores every episode of `loader`; returns (metrics, baseline metrics, panel images).
 
-    Baselines and panels need the intermediate maps, so they switch to `predict_maps`.
+    Baselines and panels need the intermediate maps, so they switch to `predict_maps`
+    (panels are skipped for a method without it).
     Distributed: counts are summed over the ranks and the first `panels` episodes' panels
     (by global index) are returned on every rank.
     """
     net.eval()
+    if not hasattr(_model(net), "predict_maps"):  # a method without intermediate maps: logits only
+        if baselines:
+            raise UserError("the trivial-predictor baselines need the model's predict_maps (prior mask); "
+                            "this method has none: set `baselines false`")
+        panels = 0
     evaluators = [evaluator, *(baselines or {}).values()]
     for ev in evaluators:
         ev.reset()

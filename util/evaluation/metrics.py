@@ -12,6 +12,10 @@ from typing import NamedTuple
 import torch
 
 TP, FP, FN, TN = range(4)
+# The metric vocabulary: the headline numbers train.py logs, test.py summarises over seeds and
+# the report tabulates, under these names everywhere (Evaluator.compute() keys, results files).
+HEADLINE = ("miou", "fbiou", "precision")
+DISPLAY = {"miou": "mIoU", "fbiou": "FB-IoU", "precision": "precision"}
 
 
 class IoUCounts(NamedTuple):

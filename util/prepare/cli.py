@@ -32,7 +32,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from util.prepare import toy
+    from util.prepare.toy import add_arguments
 
     parser = argparse.ArgumentParser(prog="python -m util.prepare", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="dataset", required=True)
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     coco.add_argument("--out", type=Path, required=True, help="data root to write (may be --coco itself)")
     coco.add_argument("--lists", type=Path, default=REPO_ROOT / "lists" / "coco", help="where train.txt/val.txt go")
     coco.add_argument("--workers", **workers)
-    toy.add_arguments(sub.add_parser("toy", help="generate the deterministic toy benchmark (PASCAL layout)"))
+    add_arguments(sub.add_parser("toy", help="generate the deterministic toy benchmark (PASCAL layout)"))
     return parser
 
 

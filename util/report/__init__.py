@@ -1,4 +1,5 @@
-"""The paper's tables from test results: `python -m util.report DIR [--format md|csv|both] [--out FILE]`."""
-from util.report.tables import main, make_report
+"""The paper's tables from test results: loading (load.py), tables (tables.py), rendering
+(render.py), published numbers (paper.py), the `python -m util.report` command (cli.py)."""
+from util.report.cli import main, make_report
 
 __all__ = ["main", "make_report"]

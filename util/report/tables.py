@@ -1,181 +1,21 @@
-"""Assemble the paper's tables from test results: `python -m util.report DIR [--format md|csv|both] [--out FILE]`.
-
-Reads every `results*.json` under DIR (test.py writes `results_shot{K}.json`), each
-`{"config": {...effective config...}, "metrics": Evaluator.compute(), optional "seeds",
-"mean", "std"}`, and lays them out like the paper: Table 1/2 (folds, mean, FB-IoU per
-shot), Table 3 (module ablation with precision), Table 4 (PCL negatives) and Fig. 6 (BG
-prototype width), each of our cells beside the paper's number and the difference. Runs with
-SCNet's query branch (`use_scnet`) get SCNet rows in Tables 1/2 (beside SCNet's published
-numbers) and SCNet's Tables 3 (clusters n) and 5 (lambda) when they sweep those.
+"""The paper's tables from loaded results (util/report/load.py): Table 1/2 (folds, mean,
+FB-IoU per shot), Table 3 (module ablation with precision), Table 4 (PCL negatives) and
+Fig. 6 (BG prototype width), each of our cells beside the paper's number and the difference.
+Runs with SCNet's query branch (`use_scnet`) get SCNet rows in Tables 1/2 (beside SCNet's
+published numbers) and SCNet's Tables 3 (clusters n) and 5 (lambda) when they sweep those.
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import io
-import json
-import logging
-import os
-import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple, Sequence
 
 from util.report import paper
-from util.config import SCHEMA
-from util.errors import UserError
+from util.report.load import Result, Variant
+from util.report.render import Cell, Table
 
-log = logging.getLogger(__name__)
 FULL = "+BGEM+DOEM+PCL"
 FOLD_COLS = ["Fold-0", "Fold-1", "Fold-2", "Fold-3"]
 
 
-class Variant(NamedTuple):
-    """What distinguishes runs of the same dataset/backbone/shot/split."""
-
-    modules: str  # "baseline" or "+BGEM", "+BGEM+DOEM", ... from the use_* flags
-    negatives: str  # pcl_negatives ("-" when PCL is off)
-    bg_dim: int | None  # BG prototype width (None when no BG branch)
-    coco_style: str  # coco_fold_style ("" unless COCO)
-    scnet: tuple[int, float, str] | None = None  # (scnet_clusters, scnet_lambda, scnet_prior) when on
-
-    def label(self) -> str:
-        """Readable name, e.g. '+BGEM+DOEM+PCL D=640', 'baseline' or 'SCNet n=3 λ=0.5'."""
-        parts = [self.modules]
-        if self.scnet is not None:
-            n, lam, prior = self.scnet
-            branch = f"SCNet n={n} λ={lam:g}" + ("" if prior == "region" else f" prior={prior}")
-            parts = [branch] if self.modules == "baseline" else [f"{self.modules}+{branch}"]
-        if self.negatives not in ("-", "do"):
-            parts.append(f"neg={self.negatives}")
-        if self.bg_dim is not None:
-            parts.append(f"D={self.bg_dim}")
-        if self.coco_style and self.coco_style != "interleaved":
-            parts.append(self.coco_style)
-        return " ".join(parts)
-
-
-@dataclass
-class Result:
-    """One results file, reduced to what the tables need."""
-
-    path: Path
-    mtime: float
-    dataset: str
-    backbone: str
-    shot: int
-    split: int
-    variant: Variant
-    miou: float | None
-    fbiou: float | None
-    precision: float | None
-    miou_std: float | None = None
-
-    @property
-    def key(self) -> tuple:
-        return (self.dataset, self.backbone, self.shot, self.split, self.variant)
-
-
-class Cell(NamedTuple):
-    ours: float | None
-    paper: float | None = None
-    std: float | None = None
-    partial: bool = False
-
-
-@dataclass
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[tuple[str, list[Cell]]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-# --- loading ----------------------------------------------------------------------------
-def find_results(root: str | os.PathLike) -> list[Path]:
-    """All results JSON files under root, sorted; UserError when there are none."""
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"results folder not found: {root}; pass the experiment folder (e.g. exp/pascal)")
-    files = sorted(p for p in root.glob("**/results*.json") if p.is_file())
-    if not files:
-        raise UserError(f"no results*.json under {root}; run test.sh for an experiment first")
-    return files
-
-
-def _get(d: dict, key: str, path: Path, where: str):
-    if not isinstance(d, dict) or key not in d:
-        raise UserError(f"{path}: missing '{where}{key}'; this is not a test.py results file: "
-                        "re-run test.sh for that experiment or move the file out of the folder")
-    return d[key]
-
-
-def _variant(cfg: dict) -> Variant:
-    """Variant from the config flags; absent keys take the schema defaults."""
-    def val(k: str):
-        return cfg.get(k, SCHEMA[k].default)
-    mods = [name for name, k in (("BGEM", "use_bgem"), ("DOEM", "use_doem"), ("PCL", "use_pcl")) if val(k)]
-    modules = "+" + "+".join(mods) if mods else "baseline"
-    negatives = str(val("pcl_negatives")) if val("use_pcl") else "-"
-    has_bg = val("use_bgem") or val("use_doem")
-    style = str(val("coco_fold_style")) if cfg.get("dataset") == "coco" else ""
-    scnet = (int(val("scnet_clusters")), float(val("scnet_lambda")), str(val("scnet_prior"))) \
-        if val("use_scnet") else None
-    return Variant(modules, negatives, int(val("bg_dim")) if has_bg else None, style, scnet)
-
-
-def _seed_stats(data: dict) -> tuple[dict, dict]:
-    """Across-seed means and stds: test.py's `summary: {metric: {mean, std}}`, or top-level
-    `mean: {metric: v}` / `std: {metric: v}`; empty when the file has a single run."""
-    summary = data.get("summary")
-    if isinstance(summary, dict):
-        stats = {k: v for k, v in summary.items() if isinstance(v, dict)}
-        return ({k: v.get("mean") for k, v in stats.items()}, {k: v.get("std") for k, v in stats.items()})
-    def as_dict(v):
-        return v if isinstance(v, dict) else {}
-    return as_dict(data.get("mean")), as_dict(data.get("std"))
-
-
-def load_result(path: Path) -> Result:
-    """Parse one results file; UserError naming the file when it is malformed."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}); re-run test.sh for that experiment "
-                        "or delete the file") from None
-    cfg = _get(data, "config", path, "")
-    met = _get(data, "metrics", path, "")
-    vals = {k: _get(cfg, k, path, "config.") for k in ("dataset", "backbone", "shot", "split")}
-    _get(met, "miou", path, "metrics.")
-    mean, std = _seed_stats(data)
-    single = isinstance(data.get("seeds"), list) and len(data["seeds"]) <= 1
-    try:
-        pick = {k: _opt_float(mean.get(k, met.get(k))) for k in ("miou", "fbiou", "precision")}
-        return Result(Path(path), os.path.getmtime(path), str(vals["dataset"]), str(vals["backbone"]),
-                      int(vals["shot"]), int(vals["split"]), _variant(cfg), pick["miou"], pick["fbiou"],
-                      pick["precision"], None if single else _opt_float(std.get("miou")))
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{path}: a value has the wrong type ({e}); re-run test.sh for that experiment "
-                        "or move the file out of the folder") from None
-
-
-def _opt_float(v) -> float | None:
-    return None if v is None else float(v)
-
-
-def dedupe(results: Sequence[Result]) -> list[Result]:
-    """Keep the newest file per (dataset, backbone, shot, split, variant), warning on repeats."""
-    best: dict[tuple, Result] = {}
-    for r in sorted(results, key=lambda r: (r.mtime, str(r.path))):
-        if r.key in best:
-            log.warning("%s and %s hold the same experiment (%s %s %d-shot split %d %s): using the newer %s",
-                        best[r.key].path, r.path, r.dataset, r.backbone, r.shot, r.split,
-                        r.variant.label(), r.path)
-        best[r.key] = r
-    return sorted(best.values(), key=lambda r: r.key[:4] + (r.variant.label(),))
-
-
-# --- building tables --------------------------------------------------------------------
 def _group(results: Sequence[Result], *attrs: str) -> dict[tuple, list[Result]]:
     out: dict[tuple, list[Result]] = {}
     for r in results:
@@ -208,7 +48,7 @@ def _row_label(backbone: str, variant: Variant) -> str:
     kind = "NTRENet" if variant.modules == FULL else "baseline (PFENet)"
     if variant.scnet is not None:
         kind = "NTRENet+SCNet" if variant.modules == FULL else "SCNet"
-    rest = variant._replace(scnet=None).label().replace(FULL, "").replace("baseline", "").strip()
+    rest = variant.without_scnet().label().replace(FULL, "").replace("baseline", "").strip()
     if variant.scnet is not None and variant.scnet[2] != "region":
         rest = f"{rest} prior={variant.scnet[2]}".strip()
     return f"{name} {kind}" + (f" {rest}" if rest else "")
@@ -396,91 +236,3 @@ def build_tables(results: Sequence[Result]) -> list[Table]:
     tables = [main_table(d, results) for d in sorted({r.dataset for r in results})]
     return [t for t in tables if t] + ablation_tables(results) + negatives_tables(results) + bg_dim_tables(results) \
         + scnet_tables(results)
-
-
-# --- rendering --------------------------------------------------------------------------
-def _num(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1f}"
-
-
-def format_cell(c: Cell) -> str:
-    """'63.1 (65.4, -2.3)': ours (paper, ours - paper); '-' when we have no number;
-    '*' marks a mean over fewer than four folds (no difference is given for it)."""
-    ours = _num(c.ours) + (f"±{c.std:.1f}" if c.std is not None and c.ours is not None else "")
-    ours += "*" if c.partial else ""
-    if c.paper is None:
-        return ours
-    if c.ours is None or c.partial:
-        return f"{ours} ({c.paper:.1f})"
-    return f"{ours} ({c.paper:.1f}, {c.ours - c.paper:+.1f})"
-
-
-def render_markdown(tables: Sequence[Table]) -> str:
-    """All tables as Markdown, with a legend."""
-    out = ["Cells: ours (paper, ours - paper), class mIoU / FB-IoU / precision in %. "
-           "'-': no result; '*': mean over fewer than 4 folds; '±': std over seeds.", ""]
-    for t in tables:
-        out += [f"### {t.title}", "", "| | " + " | ".join(t.columns) + " |",
-                "|---|" + "---|" * len(t.columns)]
-        out += ["| " + label + " | " + " | ".join(format_cell(c) for c in cells) + " |" for label, cells in t.rows]
-        out += [""] + [f"_{n}_" for n in t.notes] + ([""] if t.notes else [])
-    return "\n".join(out).rstrip() + "\n"
-
-
-def render_csv(tables: Sequence[Table]) -> str:
-    """Long format: one line per cell (table, row, column, ours, std, paper, diff, partial)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["table", "row", "column", "ours", "ours_std", "paper", "diff", "partial"])
-    for t in tables:
-        for label, cells in t.rows:
-            for col, c in zip(t.columns, cells):
-                diff = c.ours - c.paper if None not in (c.ours, c.paper) and not c.partial else None
-                w.writerow([t.title, label, col, _csv_num(c.ours), _csv_num(c.std), _csv_num(c.paper),
-                            _csv_num(diff), int(c.partial)])
-    return buf.getvalue()
-
-
-def _csv_num(v: float | None) -> str:
-    return "" if v is None else f"{v:.2f}"
-
-
-def make_report(root: str | os.PathLike, fmt: str = "md") -> dict[str, str]:
-    """{'md': text} / {'csv': text} / both, from every results file under root."""
-    results = dedupe([load_result(p) for p in find_results(root)])
-    tables = build_tables(results)
-    out = {}
-    if fmt in ("md", "both"):
-        out["md"] = render_markdown(tables)
-    if fmt in ("csv", "both"):
-        out["csv"] = render_csv(tables)
-    return out
-
-
-# --- command line -----------------------------------------------------------------------
-def _write(texts: dict[str, str], out: str | None) -> None:
-    """To stdout, or to FILE (with --format both: FILE's stem + .md and .csv)."""
-    if not out:
-        sys.stdout.write("\n".join(texts.values()))
-        return
-    for fmt, text in texts.items():
-        path = Path(out).with_suffix(f".{fmt}") if len(texts) > 1 else Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        log.info("wrote %s", path)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m util.report", description=__doc__.splitlines()[0])
-    parser.add_argument("dir", help="folder searched recursively for results*.json (e.g. exp/pascal)")
-    parser.add_argument("--format", choices=("md", "csv", "both"), default="md")
-    parser.add_argument("--out", help="write here instead of stdout (both: FILE.md and FILE.csv)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    try:
-        _write(make_report(args.dir, args.format), args.out)
-    except UserError as e:
-        sys.stderr.write(f"error: {e}\n")
-        return 2
-    return 0
-

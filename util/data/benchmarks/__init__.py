@@ -8,6 +8,7 @@ others are added with `register()` (docs/design.md, "Adding a benchmark").
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from model.registry import Registry
 from util.data.index import read_label
+from util.errors import UserError
 
 CLASS_MAP = "class_map"  # one 8-bit PNG per image: 0 background, 1..C classes, 255 ignore
 BINARY_MASKS = "binary_masks"  # one foreground mask per image; its class comes from the path
@@ -80,6 +82,24 @@ class Benchmark:
         """Class list of a mode: 'train' -> base classes, 'val'/'test' -> novel classes."""
         fn = self.base_classes if mode == "train" else self.novel_classes
         return fn(cfg.split, cfg.coco_fold_style)
+
+
+@dataclass(frozen=True)
+class FolderMasks:
+    """Label reader for BINARY_MASKS benchmarks laid out as `<class name>/<file>` (FSS-1000
+    style): the mask's foreground (>= 128, or 1 in a 0/1 mask) becomes the folder's class id,
+    so such a benchmark runs through the same class index and episodes as a class-map one."""
+
+    class_names: tuple[str, ...]
+
+    def __call__(self, path: str) -> np.ndarray:
+        mask = read_label(path)
+        folder = os.path.basename(os.path.dirname(path))
+        if folder not in self.class_names:
+            raise UserError(f"mask '{path}' is in folder '{folder}', which is no class of this benchmark: "
+                            "binary masks must sit in a folder named after their class")
+        foreground = mask >= 128 if mask.max() > 1 else mask == 1
+        return np.where(foreground, self.class_names.index(folder) + 1, 0).astype(np.uint8)
 
 
 BENCHMARKS = Registry("benchmark", __name__, "BENCHMARK", "dataset")
