@@ -1,4 +1,4 @@
-"""Frozen encoder shared by query and supports (DESIGN 4.1).
+"""Frozen encoder shared by query and supports (docs/design.md §4.1).
 
 Mid-level feature = cat(layer3, layer2) (what the matching works on), high-level feature =
 layer4 (prior mask only; supports enter layer4 as layer3 * mask, as PFENet does).

@@ -80,10 +80,11 @@ def test_schema_table_lists_every_key():
     assert all(f"`{k}`" in table for k in SCHEMA)
 
 
-def test_readme_documents_every_key():
-    readme = open("README.md").read()
-    missing = [k for k in SCHEMA if f"`{k}`" not in readme]
-    assert not missing, f"keys missing from README.md: {missing} (paste util.config.schema_table())"
+def test_configuration_page_documents_every_key():
+    page = open("docs/configuration.md").read()
+    missing = [k for k in SCHEMA if f"`{k}`" not in page]
+    assert not missing, f"keys missing from docs/configuration.md: {missing}"
+    assert schema_table() in page, "docs/configuration.md's key table is stale: paste `python -m util.config`"
 
 
 def test_replace_is_validated_and_copies():

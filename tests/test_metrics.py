@@ -1,4 +1,4 @@
-"""Metrics and evaluator against hand-computed counts (DESIGN 5, PFENet ori_resize protocol)."""
+"""Metrics and evaluator against hand-computed counts (docs/design.md §5, PFENet ori_resize protocol)."""
 import json
 import logging
 

@@ -1,4 +1,4 @@
-"""util.prepare on tiny synthetic VOC/SBD and COCO trees (DESIGN 3.1)."""
+"""util.prepare on tiny synthetic VOC/SBD and COCO trees (docs/design.md §3.1)."""
 import json
 import os
 

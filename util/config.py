@@ -24,7 +24,7 @@ class ConfigError(UserError, ValueError):
 class Key:
     """One config key. `variant` marks a key that tells runs apart in the report: True, or a
     predicate on the whole config saying when the key matters (e.g. PCL keys only with PCL);
-    runs that differ in a marked key get their own row (docs/design.md, "Report variants")."""
+    runs that differ in a marked key get their own row (docs/design.md §7)."""
 
     type: type | tuple  # int, float, bool, str, or (list, elem_type)
     default: Any
@@ -156,7 +156,7 @@ SCHEMA: dict[str, Key] = {
                             check=_nonneg),
     "on_nonfinite": Key(str, "stop", "a NaN/inf loss stops the run (last good checkpoint kept) or skips the step",
                         ("stop", "skip")),
-    "deterministic": Key(bool, False, "torch.use_deterministic_algorithms (CUDA: slower, see README)"),
+    "deterministic": Key(bool, False, "torch.use_deterministic_algorithms (CUDA: slower, see docs/reliability.md)"),
     "device": Key(str, "auto", "auto, cpu, cuda or cuda:N"),
     "amp": Key(str, "off", "mixed precision: bf16 autocast (CPU/CUDA) or fp16 autocast + GradScaler "
                "(CUDA only); losses and metrics stay fp32", ("off", "bf16", "fp16")),
@@ -346,8 +346,14 @@ def variant_keys(cfg: dict) -> list[str]:
 
 def schema_table() -> str:
     """Markdown table of every key (docs/configuration.md's key reference is generated from this)."""
-    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    rows = ["| key | type | default | meaning | report |", "|---|---|---|---|---|"]
     for k, key in SCHEMA.items():
         meaning = key.help + (f" ({' / '.join(map(str, key.choices))})" if key.choices else "")
-        rows.append(f"| `{k}` | {_type_name(key.type)} | `{key.default!r}` | {meaning} |")
+        variant = "" if key.variant is False else "variant" if key.variant is True else "variant (when relevant)"
+        rows.append(f"| `{k}` | {_type_name(key.type)} | `{key.default!r}` | {meaning} | {variant} |")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":  # `python -m util.config`: the key table of docs/configuration.md
+    import sys
+    sys.stdout.write(schema_table() + "\n")

@@ -1,5 +1,5 @@
 """Method registry: one module per method in this package, holding `METHOD`, looked up by the
-`model` config key (docs/design.md, "Adding a method").
+`model` config key (docs/design.md §2.2).
 
 A method's `build(cfg, num_train_classes)` returns the network (backbones, prototype
 pooling, prior mask, FEM and losses are shared modules of model/); the forward contract

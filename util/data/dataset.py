@@ -1,4 +1,4 @@
-"""Episodic few-shot dataset (docs/design.md, "Episodes"): one query and K supports of one class per item.
+"""Episodic few-shot dataset (docs/design.md §3.4): one query and K supports of one class per item.
 
 Training items are a pure function of (seed, epoch, index) and test episodes are drawn once
 from test_seed, so no result depends on the worker count, batch size or world size.

@@ -1,4 +1,4 @@
-"""Class index with PFENet's rules (DESIGN 3.3), built once in parallel and cached.
+"""Class index with PFENet's rules (docs/design.md §3.3), built once in parallel and cached.
 
 The expensive part is reading every label; what it yields (pixels per class per image)
 depends only on the list content, data_root and the class count. That scan is cached beside
@@ -44,7 +44,7 @@ def parse_list(list_path: str, data_root: str) -> list[tuple[str, str]]:
     """'image label' lines -> absolute-ish path pairs; errors name the file and line."""
     if not os.path.isdir(data_root):
         raise UserError(f"data_root '{data_root}' is not a folder: set data_root to the folder "
-                        "the list paths are relative to (see README, data preparation)")
+                        "the list paths are relative to (see docs/data.md)")
     if not os.path.isfile(list_path):
         raise UserError(f"list file '{list_path}' not found: run `python -m util.prepare` or "
                         "point train_list/val_list at an existing list")

@@ -1,4 +1,4 @@
-"""Joint image/label transforms of PFENet (DESIGN 3.5), with cv2 and numpy.
+"""Joint image/label transforms of PFENet (docs/design.md §3.5), with cv2 and numpy.
 
 Every op is called as `op(image, label, rng)`: image float32 [H, W, 3] RGB in 0..255,
 label uint8 [H, W]; labels are always resized/rotated nearest-neighbour. All randomness

@@ -6,7 +6,7 @@
 One process per device; torchrun sets RANK, WORLD_SIZE and LOCAL_RANK. Without them (a plain
 `python train.py`) everything here is a no-op and the run is the single-process one.
 
-Decisions (README "Speed"):
+Decisions (docs/training.md, "Several GPUs or machines"):
 - backend nccl on GPUs, gloo on the CPU; process i of a machine uses cuda:LOCAL_RANK.
 - DistributedDataParallel with broadcast_buffers=False: the default would copy rank 0's
   buffers onto every rank at each forward, i.e. overwrite each rank's PCL bank and backbone

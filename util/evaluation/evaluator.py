@@ -1,6 +1,6 @@
-"""The one evaluator of the project (DESIGN 5), used by train.py's validation and test.py.
+"""The one evaluator of the project (docs/design.md §5), used by train.py's validation and test.py.
 
-Protocol (PFENet test.py with `ori_resize`, DESIGN 3.5): the network sees the query resized
+Protocol (PFENet test.py with `ori_resize`, docs/design.md §3.5): the network sees the query resized
 so its longer side is val_size, placed top-left on a val_size square. Its logits [2, S, S]
 are resized bilinearly (align_corners=True, as PFENet) to an L x L square, L = the raw
 label's longer side; the raw label is padded bottom/right with 255 to that square; the
@@ -167,7 +167,7 @@ class Evaluator:
 
     # --- metrics --------------------------------------------------------------------
     def compute(self) -> dict:
-        """Metrics in percent (see module docstring and README)."""
+        """Metrics in percent (see the module docstring and docs/evaluation.md)."""
         per_class = [self._class_entry(i) for i in range(len(self.class_ids))]
         sampled = [e["iou"] for e in per_class if e["episodes"] > 0]
         missing = [f"{e['id']} {e['name']}" for e in per_class if e["episodes"] == 0]

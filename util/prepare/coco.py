@@ -1,4 +1,4 @@
-"""COCO 2014 instances -> one class-label PNG per image, image links, lists (DESIGN 3.1).
+"""COCO 2014 instances -> one class-label PNG per image, image links, lists (docs/design.md §3.1).
 
 Category ids map to 1..80 in sorted-id order, 0 = background, crowd regions = 255.
 Instances are painted largest first, so a small object lying on a larger one stays visible.

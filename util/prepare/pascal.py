@@ -1,4 +1,4 @@
-"""PASCAL VOC2012 + SBD -> SegmentationClassAug label PNGs, image links, lists (DESIGN 3.1).
+"""PASCAL VOC2012 + SBD -> SegmentationClassAug label PNGs, image links, lists (docs/design.md §3.1).
 
 Train = VOC train + SBD train + SBD val - VOC val; val = VOC val. A label comes from VOC's
 own palette PNG where VOC has one (it keeps VOC's 255 border band), else from SBD's .mat.

@@ -1,10 +1,10 @@
-"""Deterministic toy benchmark in the PASCAL layout (DESIGN 3.6).
+"""Deterministic toy benchmark in the PASCAL layout (docs/design.md §3.6).
 
     python -m util.prepare toy --out data/toy [--lists lists/toy] [--train 3000] [--val 600] [--seed 0]
 
 20 classes; class k (1-based) has its own saturated hue, texture (solid / stripes /
 checker / dots) and shape. A random-init backbone barely separates them by cosine similarity,
-so the heads must learn the matching (README, "The demo"). Backgrounds are low-saturation
+so the heads must learn the matching (docs/data.md, "The demo"). Backgrounds are low-saturation
 textured clutter, clearly unlike objects. Every image holds 1-3 objects of distinct classes
 (distractors for the query class; P(1, 2, 3) = 0.5, 0.35, 0.15) and VOC's 255 band on object
 borders. Each image is drawn from its own seed (seed, split, i): the output is

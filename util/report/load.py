@@ -2,7 +2,7 @@
 
 A file is `{"config": {...effective config...}, "metrics": Evaluator.compute(), optional
 "seeds", "summary" | "mean"/"std"}` as test.py writes it. Runs are told apart by their
-`Variant`, derived from the config keys the schema marks (docs/design.md, "Report variants").
+`Variant`, derived from the config keys the schema marks (docs/design.md §7).
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Published numbers to print beside our results (class mIoU / FB-IoU / precision, percent).
 
-Source: the NTRENet paper (papers/001_3ec92a5c14c88af0.txt), Tables 1-4. PFENet's rows are
+Source: the NTRENet paper ("Learning Non-target Knowledge for Few-shot Semantic Segmentation",
+CVPR 2022), Tables 1-4. PFENet's rows are
 taken from the same Tables 1 and 2 (as NTRENet cites them), so the baseline can be compared
 against PFENet's published numbers. Fig. 6 (BG prototype width D) is a plot: the paper's
 text gives no values, only which D is best (see BG_DIM_BEST).
@@ -72,7 +73,7 @@ BG_DIM_NOTE = ("Fig. 6 gives no numbers in the paper's text: 640 is best for fol
 
 BACKBONE_NAMES = {"vgg": "VGG-16", "resnet50": "ResNet-50", "resnet101": "ResNet-101"}
 
-# SCNet (papers/003_5b7d1c9765f6fba1.txt: Chen et al., "SCNet: Enhancing Few-Shot Semantic
+# SCNet (Chen et al., "SCNet: Enhancing Few-Shot Semantic
 # Segmentation by Self-Contrastive Background Prototypes"). SCNet reports class mIoU only (no
 # FB-IoU). Tables 1 (PASCAL-5i) and 2 (COCO-20i), SCNet rows, n = 3 clusters, lambda = 0.5;
 # its PFENet rows on PASCAL equal PFENET above. Tables 4 (support vs query BG prototypes) and

@@ -4,7 +4,7 @@ A benchmark says what a run needs to know about its data and nothing else: class
 which classes each fold holds out (or that it has no folds), how its labels are stored,
 how to read them, the command that prepares it and its published test protocol. Built-in
 benchmarks are found by name (module `util.data.benchmarks.<name>` holding `BENCHMARK`);
-others are added with `register()` (docs/design.md, "Adding a benchmark").
+others are added with `register()` (docs/design.md §2.1).
 """
 from __future__ import annotations
 
