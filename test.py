@@ -20,6 +20,7 @@ import cv2
 import torch
 
 from model import build_model, load_weights
+from util.data.benchmarks import get_benchmark
 from util.engine import distributed
 from util.config import Config, load_config
 from util.engine.distributed import World
@@ -117,6 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     return distributed.run(run_test, cfg)
 
 
+def note_protocol(cfg: Config) -> list[str]:
+    """Log where this test departs from the benchmark's published protocol (its numbers are
+    then not comparable with the papers'); returns the departures."""
+    proto = get_benchmark(cfg.dataset).protocol
+    diffs = [f"{name} {ours} (protocol {theirs})" for name, ours, theirs in
+             (("test_num", cfg.test_num, proto.episodes), ("seeds", cfg.seeds, proto.seeds),
+              ("val_size", cfg.val_size, proto.image_size)) if ours != theirs]
+    if diffs:
+        log.info("%s protocol differs: %s", cfg.dataset, ", ".join(diffs))
+    return diffs
+
+
 def run_test(cfg: Config, world: World, device: torch.device) -> int:
     """Score the checkpoint on this process's share of the episodes; rank 0 writes the results."""
     weight = find_weight(cfg)
@@ -124,6 +137,7 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     log_file = os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log")
     setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING)
     seed_everything(cfg.manual_seed)
+    note_protocol(cfg)
     net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too
     net.to(device, memory_format=precision.memory_format)
     load_weights(net, weight)

@@ -47,3 +47,13 @@ def test_unknown_benchmark_is_named():
         get_benchmark("voc")
     with pytest.raises(ConfigError, match=r"dataset.*'voc'.*coco, pascal, toy"):
         load_config(None, ["dataset", "voc"])
+
+
+def test_protocol_departures_are_named():
+    import test as test_cli
+
+    cfg = load_config("config/pascal/pascal_split0_resnet50.yaml")
+    assert test_cli.note_protocol(cfg) == []
+    assert test_cli.note_protocol(cfg.replace(test_num=5000)) == ["test_num 5000 (protocol 1000)"]
+    assert test_cli.note_protocol(load_config("config/coco/coco_split0_resnet50.yaml")) == []
+    assert test_cli.note_protocol(load_config("config/toy/toy_split0_vgg.yaml")) == []
