@@ -3,8 +3,10 @@
     python predict.py --config config/pascal/pascal_split0_resnet50.yaml --weight best.pth \\
         --support dog1.jpg dog1.png --support dog2.jpg dog2.png --query a.jpg b.jpg --out pred/
 
-Support masks are PNGs where non-zero means object. For each query, writes <name>_mask.png
-(0/255 at the image's resolution) and <name>_overlay.png. Any number of supports works; the
+Support masks are PNGs where non-zero means object. For each query, writes <name>_pred.png
+(0/255 at the image's resolution) and <name>_pred_overlay.png; queries with the same file name
+from different folders get their folder in the name (a/x.jpg -> a_x_pred.png). Inputs are never
+written over, and existing files only with --overwrite. Any number of supports works; the
 config's `shot` is set to that number.
 """
 from __future__ import annotations
@@ -21,8 +23,9 @@ import torch.nn.functional as F
 from model import build_model, load_weights
 from util.config import load_config
 from util.errors import UserError
-from util.engine.runtime import resolve_device, run_cli, setup_logging
 from util.data.transform import test_transform
+from util.engine.guard import writable_error, write_atomic
+from util.engine.runtime import resolve_device, run_cli, setup_logging
 from util.evaluation.vis import overlay
 
 log = logging.getLogger("predict")
@@ -35,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--support", nargs=2, action="append", required=True, metavar=("IMAGE", "MASK"))
     p.add_argument("--query", nargs="+", required=True, help="query images")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs of the same name")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
     return p.parse_args(argv)
 
@@ -55,7 +59,52 @@ def read_mask(path: str, shape: tuple[int, int], image_path: str) -> np.ndarray:
     if mask.shape != shape:
         raise UserError(f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
                         f"{shape[1]}x{shape[0]}: they must have the same size")
+    if not mask.any():
+        raise UserError(f"mask {path} is empty (no non-zero pixel), so it shows no object to look for: "
+                        "paint the object in it, or leave this support out")
     return (mask > 0).astype(np.uint8)
+
+
+def output_names(queries: list[str]) -> list[str]:
+    """One distinct name per query: the file stem, with as many parent folders as it takes to
+    tell apart queries of the same file name."""
+    parts = [os.path.normpath(os.path.abspath(q)).split(os.sep) for q in queries]
+    depth = [1] * len(queries)
+    while True:
+        names = ["_".join(p[-d:-1] + [os.path.splitext(p[-1])[0]]) for p, d in zip(parts, depth)]
+        clash = {n for n in names if names.count(n) > 1}
+        if not clash:
+            return names
+        grown = False
+        for i, n in enumerate(names):
+            if n in clash and depth[i] < len(parts[i]):
+                depth[i] += 1
+                grown = True
+        if not grown:  # the same path given twice
+            raise UserError(f"query {queries[names.index(next(iter(clash)))]} is given twice: list it once")
+
+
+def plan_outputs(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(query, mask file, overlay file) per query, checked before any work: nothing an input, and
+    nothing existing unless --overwrite."""
+    inputs = {os.path.realpath(p) for pair in args.support for p in pair} | {os.path.realpath(q) for q in args.query}
+    plan = [(q, os.path.join(args.out, f"{n}_pred.png"), os.path.join(args.out, f"{n}_pred_overlay.png"))
+            for q, n in zip(args.query, output_names(args.query))]
+    for _, *outs in plan:
+        for out in outs:
+            if os.path.realpath(out) in inputs:
+                raise UserError(f"the output {out} would replace an input file: pass another --out folder")
+            if os.path.exists(out) and not args.overwrite:
+                raise UserError(f"{out} exists: pass --overwrite to replace it, or another --out folder")
+    return plan
+
+
+def write_png(path: str, img: np.ndarray) -> None:
+    """Encode in memory, then write atomically: a full disk leaves no half image behind."""
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(img))
+    if not ok:
+        raise UserError(f"could not encode {path} as PNG")
+    write_atomic(path, data.tobytes())
 
 
 def to_original(logits: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
@@ -69,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging()
     cfg = load_config(args.config, list(args.opts) + ["shot", str(len(args.support)), "pretrained", "false"])
+    plan = plan_outputs(args)
     device = resolve_device(cfg.device)
     net = build_model(cfg).to(device).eval()
     load_weights(net, args.weight)
@@ -81,18 +131,19 @@ def main(argv: list[str] | None = None) -> int:
         masks.append(m)
     supports = torch.stack(sup)[None].to(device)       # [1,K,3,S,S]
     support_masks = torch.stack(masks)[None].to(device)  # [1,K,S,S]
-    os.makedirs(args.out, exist_ok=True)
-    for q_path in args.query:
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise writable_error(args.out, e) from None
+    for q_path, mask_file, overlay_file in plan:
         img = read_image(q_path)
         q, _ = transform(img, np.zeros(img.shape[:2], np.uint8))
         with torch.no_grad():
             logits = net(q[None].to(device), supports, support_masks)
         pred = to_original(logits, img.shape[:2])
-        name = os.path.splitext(os.path.basename(q_path))[0]
-        cv2.imwrite(os.path.join(args.out, f"{name}_mask.png"), pred * 255)
-        vis = overlay(img.astype(np.uint8), pred)
-        cv2.imwrite(os.path.join(args.out, f"{name}_overlay.png"), vis[..., ::-1])
-        log.info("%s: %.1f%% of pixels predicted as the target", q_path, 100 * pred.mean())
+        write_png(mask_file, pred * 255)
+        write_png(overlay_file, overlay(img.astype(np.uint8), pred)[..., ::-1])
+        log.info("%s: %.1f%% of pixels predicted as the target -> %s", q_path, 100 * pred.mean(), mask_file)
     log.info("wrote %d prediction(s) to %s", len(args.query), args.out)
     return 0
 

@@ -20,17 +20,19 @@ import cv2
 import torch
 
 from model import build_model, load_weights
-from util.data.benchmarks import get_benchmark
-from util.engine import distributed
 from util.config import Config, load_config
-from util.engine.distributed import World
-from util.errors import UserError
-from util.evaluation.evaluator import Evaluator
-from util.evaluation.metrics import DISPLAY, HEADLINE
+from util.data.benchmarks import get_benchmark
 from util.data.loader import build_loader
+from util.engine import distributed
+from util.engine.checkpoint import fold_mismatch
+from util.engine.distributed import World
+from util.engine.guard import write_atomic
 from util.engine.loop import BASELINES, evaluate
 from util.engine.precision import Precision
 from util.engine.runtime import experiment_dir, run_cli, seed_everything, setup_logging
+from util.errors import UserError
+from util.evaluation.evaluator import Evaluator
+from util.evaluation.metrics import DISPLAY, HEADLINE
 
 log = logging.getLogger("test")
 
@@ -99,12 +101,8 @@ def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images
     summary = summarise(runs)
     record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight,
               "metrics": runs[0], "seeds": runs, "summary": summary, "baselines": base}
-    tmp = stem + ".json.tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, stem + ".json")
-    with open(stem + ".md", "w") as f:
-        f.write(markdown(cfg, weight, runs, summary, base))
+    write_atomic(stem + ".json", json.dumps(record, indent=1))
+    write_atomic(stem + ".md", markdown(cfg, weight, runs, summary, base))
     if images:
         os.makedirs(stem + "_vis", exist_ok=True)
         for i, img in enumerate(images):
@@ -140,7 +138,13 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     note_protocol(cfg)
     net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too
     net.to(device, memory_format=precision.memory_format)
-    load_weights(net, weight)
+    trained = load_weights(net, weight)
+    if (differ := fold_mismatch(trained, cfg)) is not None:
+        raise UserError(f"{weight} was trained with {differ}: its training classes include this fold's novel "
+                        f"classes, so the scores would not be few-shot scores. Test it with the config of the fold "
+                        f"it was trained on (`split {trained.get('split')}`), or pass this fold's checkpoint")
+    if trained and trained.get("shot", cfg.shot) != cfg.shot:
+        log.info("%s was trained %d-shot; testing %d-shot", weight, trained["shot"], cfg.shot)
     runs, base, images = run_seeds(cfg, net, precision, world)
     if not world.main:
         return 0

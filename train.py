@@ -20,24 +20,25 @@ import torch
 from tqdm import tqdm
 
 from model import build_model, load_weights
+from util.config import dump_config, load_config
+from util.data.loader import build_loader
 from util.engine import distributed
 from util.engine.checkpoint import load_training_state, save_checkpoint
-from util.config import dump_config, load_config
 from util.engine.distributed import World
-from util.errors import UserError
-from util.engine.guard import claim_output_dir
+from util.engine.guard import OutputClaim, StopRequest, claim_output_dir
+from util.engine.loop import evaluate
+from util.engine.precision import Precision
+from util.engine.runtime import (enable_determinism, experiment_dir, run_cli, seed_everything, set_rng_state,
+                                 setup_logging)
+from util.engine.tb import EventWriter
+from util.errors import Interrupted, UserError
 from util.evaluation.evaluator import Evaluator
 from util.evaluation.metrics import DISPLAY, HEADLINE
-from util.data.loader import build_loader
-from util.engine.precision import Precision
-from util.engine.runtime import (enable_determinism, experiment_dir, run_cli,
-                          seed_everything, set_rng_state, setup_logging)
-from util.engine.tb import EventWriter
-from util.engine.loop import evaluate
 from util.evaluation.vis import panel
 
 log = logging.getLogger("train")
 LOSS_TERMS = ("main", "ini", "fem", "bg", "pcl", "total")  # always logged; other terms the model returns too
+STOP = "_stop"  # all-reduced with the loss terms: Ctrl-C on any rank stops every rank at the same step
 RANK_SEED_STRIDE = 1_000_003  # rank r > 0 seeds dropout/bank sampling with seed + epoch + r * stride
 
 
@@ -65,8 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def poly_lr(base_lr: float, it: int, max_it: int, power: float) -> float:
-    """PFENet's per-iteration poly schedule."""
-    return base_lr * (1 - it / max_it) ** power
+    """PFENet's per-iteration poly schedule, kept within [0, base_lr] whatever `it` is (a resumed
+    run whose schedule was shortened must not reach a negative base, a complex power)."""
+    return base_lr * (1 - min(max(it / max_it, 0.0), 1.0)) ** power
 
 
 def build_optimizer(net: torch.nn.Module, cfg) -> torch.optim.Optimizer:
@@ -81,8 +83,10 @@ class Run:
     """State of one training run: folders, model (and its DDP wrapper), optimiser, loaders,
     writer, counters. `net` is the model itself, `ddp` what the training step calls."""
 
-    def __init__(self, cfg, device: torch.device, world: World = World(), precision: Precision | None = None):
-        self.cfg, self.device, self.world = cfg, device, world
+    def __init__(self, cfg, device: torch.device, world: World = World(), resumed: dict | None = None,
+                 claim: OutputClaim | None = None, precision: Precision | None = None):
+        self.cfg, self.device, self.world, self.claim = cfg, device, world, claim
+        self.stop = StopRequest()
         self.precision = precision or Precision.from_config(cfg, device)
         self.dir = experiment_dir(cfg)
         self.model_dir = os.path.join(self.dir, "model")
@@ -96,8 +100,8 @@ class Run:
         self.epoch, self.iteration, self.best, self.step_in_epoch = 0, 0, -1.0, 0
         self.resume_rng: dict | None = None  # restored once the resumed epoch's loader has started
         self.skipped = 0
-        if cfg.resume:
-            self._resume(cfg.resume)
+        if resumed is not None:
+            self._resume(resumed)
         self.max_iter = cfg.epochs * len(self.train_loader)
         if self.max_iter == 0:
             raise UserError(f"the training list {cfg.train_list} gives no full batch of {cfg.batch_size}: "
@@ -106,9 +110,8 @@ class Run:
         purge = self.iteration + 1 if self.iteration else None  # TensorBoard drops the crashed tail
         self.writer = EventWriter(os.path.join(self.dir, "tb"), purge_step=purge) if world.main else NullWriter()
 
-    def _resume(self, path: str) -> None:
+    def _resume(self, state: dict) -> None:
         """Every rank loads the same checkpoint (rank 0's model, PCL bank and optimiser)."""
-        state = load_training_state(path)
         self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         if "scaler" in state and self.scaler.is_enabled():
@@ -117,7 +120,7 @@ class Run:
         self.step_in_epoch = state.get("step_in_epoch", 0)
         set_rng_state(state["rng"])
         self.resume_rng = state["rng"] if self.step_in_epoch else None
-        log.info("resumed from %s at epoch %d, iteration %d (step %d of the epoch)", path, self.epoch,
+        log.info("resumed from %s at epoch %d, iteration %d (step %d of the epoch)", self.cfg.resume, self.epoch,
                  self.iteration, self.step_in_epoch)
 
     def save(self, name: str) -> None:
@@ -131,6 +134,8 @@ class Run:
         save_checkpoint(os.path.join(self.model_dir, name), model=self.net, optimizer=self.opt,
                         epoch=self.epoch, iteration=self.iteration, best_miou=self.best, cfg=self.cfg,
                         extra=extra)
+        if self.claim is not None:
+            self.claim.commit()
 
 
 def train_step(run: Run, batch: dict) -> dict:
@@ -144,7 +149,8 @@ def train_step(run: Run, batch: dict) -> dict:
     with run.precision.autocast():
         _, losses = run.ddp(b["query"], b["supports"], b["support_masks"],
                             query_mask=b["query_mask"], classes=b["class_idx"])
-    out = distributed.mean_over_ranks(losses)
+    out = distributed.mean_over_ranks({**losses, STOP: torch.tensor(float(run.stop.requested), device=run.device)})
+    run.stop.requested = out.pop(STOP) > 0  # a stop on any rank stops all of them at this step
     if not math.isfinite(out["total"]):
         check_nonfinite(run, out)
         run.iteration += 1
@@ -215,6 +221,11 @@ def train_epoch(run: Run) -> None:
             log_images(run, batch, "train/panel")
         if cfg.save_every_iters and run.iteration % cfg.save_every_iters == 0:
             run.save("last.pth")
+        if run.stop.requested:
+            run.save("last.pth")
+            last = os.path.join(run.model_dir, "last.pth")
+            raise Interrupted(f"stopped at iteration {run.iteration}; {last} holds this step: continue with "
+                              f"`resume {last}`")
     run.step_in_epoch = 0
     distributed.average_bn_statistics(run.net)  # before validation and checkpoints
 
@@ -238,35 +249,49 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_training(cfg, world: World, device: torch.device) -> int:
-    """The whole run on this process (one of `world.size`)."""
+    """The whole run on this process (one of `world.size`); rank 0 holds the output folder."""
     precision = Precision.from_config(cfg, device)  # an impossible amp setting fails before any work
     out = experiment_dir(cfg)
+    claim = claim_output_dir(out, resume=cfg.resume, overwrite=cfg.overwrite) if world.main else None
+    try:
+        return _train(cfg, world, device, out, claim, precision)
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim | None,
+           precision: Precision) -> int:
+    setup_logging(os.path.join(out, "result", "train.log") if world.main else None,
+                  logging.INFO if world.main else logging.WARNING)
+    resumed = load_training_state(cfg.resume, cfg) if cfg.resume else None
+    if resumed is not None and resumed["epoch"] >= cfg.epochs:
+        log.warning("nothing to do: %s has already trained %d epoch(s), and epochs is %d; raise `epochs` to "
+                    "train longer (the poly schedule is then stretched over the new total)", cfg.resume,
+                    resumed["epoch"], cfg.epochs)
+        return 0
     if world.main:
-        claim_output_dir(out, resume=cfg.resume, overwrite=cfg.overwrite)
-        setup_logging(os.path.join(out, "result", "train.log"))
         dump_config(cfg, os.path.join(out, "result", "config.yaml"))
-    else:
-        setup_logging(None, logging.WARNING)
     if cfg.deterministic:
         enable_determinism()
     seed_everything(cfg.manual_seed)
-    run = Run(cfg, device, world, precision)
+    run = Run(cfg, device, world, resumed, claim, precision)
     log.info("training %s on %s x %d process(es), amp %s%s: %d iterations/epoch, output %s",
              cfg.get("_config_path"), device, world.size, cfg.amp,
              ", channels_last" if cfg.channels_last else "", len(run.train_loader), out)
-    while run.epoch < cfg.epochs:
-        train_epoch(run)
-        run.epoch += 1
-        if cfg.val_every and run.epoch % cfg.val_every == 0:
-            miou = validate(run)
-            if not math.isnan(miou) and miou > run.best:
-                run.best = miou
-                run.save("best.pth")
-        run.save("last.pth")
+    with run.stop:
+        while run.epoch < cfg.epochs:
+            train_epoch(run)
+            run.epoch += 1
+            if cfg.val_every and run.epoch % cfg.val_every == 0:
+                miou = validate(run)
+                if not math.isnan(miou) and miou > run.best:
+                    run.best = miou
+                    run.save("best.pth")
+            run.save("last.pth")
     run.writer.close()
     log.info("done: best validation mIoU %.2f, checkpoints in %s", run.best, run.model_dir)
     return 0
-
 
 if __name__ == "__main__":
     run_cli(main)

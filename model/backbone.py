@@ -21,6 +21,7 @@ from model.blocks import resize
 from model.fold import run_sequential
 from model.resnet import rename_initmodel_key, resnet_layers
 from model.errors import UserError
+from model.safe_load import load_file
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def load_backbone_weights(backbone: Backbone, path: str) -> None:
         raise UserError(f"backbone weights not found: {path}. Expected {WEIGHT_FILES[backbone.arch]}: "
                         f"{WHERE_TO_GET[backbone.arch]}. Put it there, point 'initmodel_dir' at its "
                         "folder, or set 'pretrained false' for a random backbone.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_file(path, "backbone weights")
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     rename = _rename_vgg_key if backbone.arch == "vgg" else rename_initmodel_key
     mapped = {}

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 
 import torch
 from torch import Tensor, nn
 
 from model.errors import UserError
+from model.safe_load import load_file
 
 log = logging.getLogger(__name__)
 
@@ -122,21 +122,15 @@ def _read(path: str) -> object:
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: {path}; pass a file saved by train.py or an official "
                         "PFENet / NTRENet checkpoint")
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            log.warning("%s holds non-tensor objects; loading it with weights_only=False (trusted file)", path)
-            return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # truncated zip, text file, foreign pickle: all "not a checkpoint"
-        raise UserError(f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e)[:120]}); the file is "
-                        "truncated or not a PyTorch checkpoint: use another file") from None
+    return load_file(path, "checkpoint")
 
 
-def read_state(path: str) -> tuple[dict[str, Tensor], str]:
-    """(state dict with own names, 'own' | 'official'); raises UserError for unmappable keys."""
+def read_state(path: str) -> tuple[dict[str, Tensor], str, dict]:
+    """(state dict with own names, 'own' | 'official', the training config an own checkpoint
+    carries or {}); raises UserError for unmappable keys."""
     ckpt = _read(path)
     saved_by_train = isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) and "format" in ckpt
+    trained = ckpt.get("config") if isinstance(ckpt, dict) and isinstance(ckpt.get("config"), dict) else {}
     if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):
         ckpt = ckpt["model"]
     elif isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
@@ -147,17 +141,18 @@ def read_state(path: str) -> tuple[dict[str, Tensor], str]:
     state = _strip_module(ckpt)
     if saved_by_train or (any(k.startswith(OWN_PREFIXES) for k in state)
                           and not any(re.match(r"layer[0-4]\.", k) for k in state)):
-        return state, "own"
+        return state, "own", trained
     mapped, unmapped = from_official(state)
     if unmapped:
         raise UserError(f"{path}: keys that are neither PFENet nor NTRENet release keys "
                         f"({len(unmapped)}): {', '.join(unmapped[:8])}; is this the right file?")
-    return mapped, "official"
+    return mapped, "official", {}
 
 
-def load_weights(net: nn.Module, path: str) -> None:
-    """Strictly load an own or official checkpoint into `net` (an NTRENet)."""
-    state, kind = read_state(path)
+def load_weights(net: nn.Module, path: str) -> dict:
+    """Strictly load an own or official checkpoint into `net` (an NTRENet); returns the config the
+    checkpoint was trained with ({} for official files), so callers can check fold and dataset."""
+    state, kind, trained = read_state(path)
     own = net.state_dict()
     origin = {official_to_own(k): k for k in to_official(state, module_prefix=False)} if kind == "official" else {}
     if kind == "official":  # the release has no PCL bank: keep this model's (empty) one
@@ -176,3 +171,4 @@ def load_weights(net: nn.Module, path: str) -> None:
                         + _listing("wrong shape", shapes, origin))
     net.load_state_dict(state, strict=True)
     log.info("loaded %s checkpoint %s", kind, path)
+    return trained

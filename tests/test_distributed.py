@@ -73,7 +73,7 @@ def test_ddp_training_writes_once_from_rank_0(ddp_run):
     assert "iter 4/4" in log  # batch 2 = 1 per process, 2 steps per epoch as in one process
     steps = sorted(step for tag, step, _ in read_events(str(out / "tb")) if tag == "loss/total")
     assert steps == [1, 2, 3, 4]
-    state = torch.load(out / "model/last.pth", map_location="cpu", weights_only=False)
+    state = torch.load(out / "model/last.pth", map_location="cpu", weights_only=True)
     assert (state["epoch"], state["iteration"]) == (2, 4) and state["model"]["pcl.bank.count"].sum() > 0
 
 

@@ -142,7 +142,7 @@ def test_pcl_state_dict_round_trip_and_device_move():
     torch.save(pcl.state_dict(), buf)
     buf.seek(0)
     other = PCL(num_classes=4, dim=3, bank_size=5, samples=2)
-    other.load_state_dict(torch.load(buf))
+    other.load_state_dict(torch.load(buf, weights_only=True))
     for k, v in pcl.state_dict().items():
         assert torch.equal(v, other.state_dict()[k]), k
     assert set(pcl.state_dict()) == {"bank.protos", "bank.count", "bank.ptr"}

@@ -114,9 +114,9 @@ def test_predict_on_generated_image(trained, toy_tree, tmp_path):
     assert predict.main(["--config", CFG, "--weight", str(out / "model/best.pth"), "--support", img, str(mask),
                          "--query", q_img, "--out", str(tmp_path / "pred"), "val_size", "65", "device", "cpu",
                          "ppm_scales", "[1.0,0.5]"]) == 0
-    pred = cv2.imread(str(tmp_path / "pred" / (os.path.basename(q_img)[:-4] + "_mask.png")), cv2.IMREAD_GRAYSCALE)
+    pred = cv2.imread(str(tmp_path / "pred" / (os.path.basename(q_img)[:-4] + "_pred.png")), cv2.IMREAD_GRAYSCALE)
     assert pred.shape == cv2.imread(q_img).shape[:2] and set(np.unique(pred)) <= {0, 255}
-    assert (tmp_path / "pred" / (os.path.basename(q_img)[:-4] + "_overlay.png")).exists()
+    assert (tmp_path / "pred" / (os.path.basename(q_img)[:-4] + "_pred_overlay.png")).exists()
 
 
 def test_test_without_checkpoint_is_a_clear_error(toy_tree, tmp_path):

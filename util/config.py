@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 import yaml
 
 from util.errors import UserError
+from util.engine.guard import write_atomic
 
 
 class ConfigError(UserError, ValueError):
@@ -329,10 +330,7 @@ def _check_consistency(cfg: Config) -> None:
 def dump_config(cfg: Config, path: str) -> None:
     """Write the effective config (every key) so a run can be reproduced from it alone."""
     data = {k: v for k, v in cfg.items() if k in SCHEMA}
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        yaml.safe_dump(data, f, sort_keys=False)
-    os.replace(tmp, path)
+    write_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def variant_keys(cfg: dict) -> list[str]:

@@ -1,39 +1,185 @@
-"""Disk safety: a new run never mixes its outputs into another run's folder silently."""
+"""Disk safety: a run owns its folder alone, never mixes its outputs with another run's, and
+never loses an earlier run that it was asked to replace but could not."""
 from __future__ import annotations
 
+import errno
+import fcntl
 import glob
 import logging
 import os
 import shutil
+import signal
+import threading
 
 from util.errors import UserError
 
 log = logging.getLogger(__name__)
-RUN_ARTIFACTS = ("model/*.pth", "tb/events.out.tfevents.*", "model/results*.json")
+# Files train.py and test.py write; anything else in the folder is the user's and is left alone.
+RUN_ARTIFACTS = ("model/last.pth", "model/best.pth", "model/*results_shot*", "tb/events.out.tfevents.*")
+SET_ASIDE_TOO = ("result/config.yaml",)  # replaced by a new run, restored with the old one
+PREVIOUS = ".previous_run"  # an overwritten run waits here until the new run's first checkpoint
+LOCK = ".lock"
 
 
 def run_artifacts(folder: str) -> list[str]:
     """Files that mark `folder` as holding a run (checkpoints, event files, test results)."""
-    return sorted(p for pattern in RUN_ARTIFACTS for p in glob.glob(os.path.join(folder, pattern)))
+    return sorted({p for pattern in RUN_ARTIFACTS for p in glob.glob(os.path.join(folder, pattern))})
 
 
-def claim_output_dir(folder: str, *, resume: str, overwrite: bool) -> None:
-    """Refuse a folder holding another run unless resuming or overwriting was asked for.
+def writable_error(path: str, e: OSError) -> UserError:
+    """One message for a folder or file the run cannot write (read-only, no permission, disk full)."""
+    fix = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space (quota exceeded)"}.get(
+        e.errno, "make it writable")
+    return UserError(f"cannot write {path} ({e.strerror or e}): {fix}, or set save_path to another folder")
 
-    With `overwrite`, the old checkpoints, event files and results are removed first, so the
-    new run's tensorboard curves and best checkpoint are never mixed with the old ones.
+
+def write_atomic(path: str, text: str | bytes) -> None:
+    """Temp file + rename: a reader never sees half a file; a failed write (disk full, read-only)
+    leaves the previous version in place and says so in one message."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(tmp, "wb" if isinstance(text, bytes) else "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise writable_error(path, e) from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class OutputClaim:
+    """The experiment folder, held by one training process for its lifetime.
+
+    A lock file refuses a second training started into the same folder (the lock dies with the
+    process, so a crash leaves none behind). With `overwrite`, the previous run's files are set
+    aside in `.previous_run/` and only deleted once the new run has written its first
+    checkpoint; if the new run fails before that, they are put back.
     """
-    for tmp in glob.glob(os.path.join(folder, "model", ".tmp_*")):  # a write a crash interrupted
-        os.remove(tmp)
-        log.warning("removed %s, a checkpoint write interrupted by a crash", tmp)
-    found = run_artifacts(folder)
-    if not found or resume:
-        return
-    if not overwrite:
-        shown = ", ".join(os.path.relpath(p, folder) for p in found[:3])
-        raise UserError(f"{folder} already holds a run ({shown}{', ...' if len(found) > 3 else ''}): "
-                        f"continue it with `resume {os.path.join(folder, 'model', 'last.pth')}`, replace it "
-                        "with `overwrite true`, or pick another experiment / save_path")
-    for sub in ("model", "tb"):
-        shutil.rmtree(os.path.join(folder, sub), ignore_errors=True)
-    log.warning("overwrite: removed the previous run's checkpoints, results and tensorboard events in %s", folder)
+
+    def __init__(self, folder: str, *, resume: str, overwrite: bool):
+        self.folder, self.previous = folder, None
+        self._lock_file = self._lock()
+        try:
+            self._recover()
+            found = run_artifacts(folder)
+            if found and not resume:
+                if not overwrite:
+                    shown = ", ".join(os.path.relpath(p, folder) for p in found[:3])
+                    raise UserError(
+                        f"{folder} already holds a run ({shown}{', ...' if len(found) > 3 else ''}): continue it "
+                        f"with `resume {os.path.join(folder, 'model', 'last.pth')}`, replace it with "
+                        "`overwrite true`, or pick another experiment / save_path")
+                self._set_aside(found)
+        except BaseException:
+            self.release()
+            raise
+
+    def _lock(self):
+        path = os.path.join(self.folder, LOCK)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            f = open(path, "a+")
+        except OSError as e:
+            raise writable_error(self.folder, e) from None
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            owner = f.read().strip() or "another process"
+            f.close()
+            raise UserError(f"{self.folder} is in use by another training ({owner}); wait for it to finish "
+                            "or set save_path to another folder") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        return f
+
+    def _recover(self) -> None:
+        """Writes a crash interrupted: temp checkpoints, and a set-aside run never restored."""
+        for tmp in glob.glob(os.path.join(self.folder, "model", ".tmp_*")):
+            os.remove(tmp)
+            log.warning("removed %s, a checkpoint write interrupted by a crash", tmp)
+        previous = os.path.join(self.folder, PREVIOUS)
+        if not os.path.isdir(previous):
+            return
+        if any(os.path.isfile(os.path.join(self.folder, "model", n)) for n in ("last.pth", "best.pth")):
+            shutil.rmtree(previous)  # the replacing run got as far as a checkpoint: it stands
+        else:
+            self.previous = previous
+            self._restore()
+            log.warning("restored the run in %s that an overwrite had set aside before it crashed", self.folder)
+
+    def _set_aside(self, found: list[str]) -> None:
+        self.previous = os.path.join(self.folder, PREVIOUS)
+        extra = [p for p in (os.path.join(self.folder, q) for q in SET_ASIDE_TOO) if os.path.isfile(p)]
+        for src in found + extra:
+            dst = os.path.join(self.previous, os.path.relpath(src, self.folder))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            os.replace(src, dst)
+        log.warning("overwrite: the previous run in %s is set aside in %s until this run writes its first "
+                    "checkpoint", self.folder, PREVIOUS)
+
+    def _restore(self) -> None:
+        for src in run_artifacts(self.folder):  # the failed run's own event files
+            os.remove(src)
+        for root, _, files in os.walk(self.previous):
+            for name in files:
+                src = os.path.join(root, name)
+                dst = os.path.join(self.folder, os.path.relpath(src, self.previous))
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                os.replace(src, dst)
+        shutil.rmtree(self.previous)
+        self.previous = None
+
+    def commit(self) -> None:
+        """The new run has a checkpoint: the run it replaces can go."""
+        if self.previous:
+            shutil.rmtree(self.previous, ignore_errors=True)
+            self.previous = None
+            log.info("overwrite: removed the previous run")
+
+    def release(self) -> None:
+        """At exit: put back a replaced run if no checkpoint replaced it, then unlock."""
+        if self.previous:
+            self._restore()
+            log.warning("the new run stopped before its first checkpoint: the previous run in %s is restored",
+                        self.folder)
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+
+def claim_output_dir(folder: str, *, resume: str, overwrite: bool) -> OutputClaim:
+    """Refuse a folder holding another run unless resuming or overwriting was asked for."""
+    return OutputClaim(folder, resume=resume, overwrite=overwrite)
+
+
+class StopRequest:
+    """First Ctrl-C (SIGINT) or SIGTERM: finish the current step, write last.pth, stop cleanly.
+    A second Ctrl-C stops at once (the last written checkpoint is still intact)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old: dict = {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stop requested: finishing this step and writing last.pth (Ctrl-C again to stop at once)")
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}

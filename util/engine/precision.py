@@ -46,12 +46,9 @@ def memory_format(channels_last: bool) -> torch.memory_format:
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
-def make_scaler(enabled: bool):
-    """GradScaler for amp fp16 on CUDA (a transparent no-op otherwise); torch 2.1-2.2 spell it
-    torch.cuda.amp.GradScaler."""
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler("cuda", enabled=enabled)
-    return torch.cuda.amp.GradScaler(enabled=enabled)
+def make_scaler(enabled: bool) -> torch.amp.GradScaler:
+    """GradScaler for amp fp16 on CUDA (a transparent no-op otherwise)."""
+    return torch.amp.GradScaler("cuda", enabled=enabled)
 
 
 @dataclass(frozen=True)

@@ -43,16 +43,22 @@ def worker_init_fn(worker_id: int) -> None:
 
 
 def rng_state() -> dict:
-    """Every RNG state a resumed run needs to continue bit-for-bit."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG state a resumed run needs to continue bit-for-bit, as tensors and numbers only
+    (a checkpoint must load with the restricted unpickler, which refuses numpy objects)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss))}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
+    """Also accepts the numpy state as an array (checkpoints of earlier versions)."""
+    name, keys, *rest = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state((name, keys.astype(np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -87,8 +93,8 @@ def run_cli(main: Callable[[list[str] | None], int]) -> None:
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
         code = 2
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+    except KeyboardInterrupt as e:
+        sys.stderr.write(f"interrupted: {e}\n" if str(e) else "interrupted\n")
         code = 130
     sys.exit(code or 0)
 
