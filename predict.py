@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from model import build_model, load_weights
 from util.config import load_config
 from util.errors import UserError
-from util.guard import writable_error, write_atomic
-from util.runtime import resolve_device, run_cli, setup_logging
-from util.transform import test_transform
-from util.vis import overlay
+from util.data.transform import test_transform
+from util.engine.guard import writable_error, write_atomic
+from util.engine.runtime import resolve_device, run_cli, setup_logging
+from util.evaluation.vis import overlay
 
 log = logging.getLogger("predict")
 

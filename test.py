@@ -20,17 +20,19 @@ import cv2
 import torch
 
 from model import build_model, load_weights
-from util import distributed
-from util.checkpoint import fold_mismatch
 from util.config import Config, load_config
-from util.distributed import World
+from util.data.benchmarks import get_benchmark
+from util.data.loader import build_loader
+from util.engine import distributed
+from util.engine.checkpoint import fold_mismatch
+from util.engine.distributed import World
+from util.engine.guard import write_atomic
+from util.engine.loop import BASELINES, evaluate
+from util.engine.precision import Precision
+from util.engine.runtime import experiment_dir, run_cli, seed_everything, setup_logging
 from util.errors import UserError
-from util.evaluator import Evaluator
-from util.guard import write_atomic
-from util.loader import build_loader
-from util.runtime import amp_dtype, experiment_dir, memory_format, run_cli, seed_everything, setup_logging
-from util.splits import fold_classes
-from util.validate import BASELINES, Precision, evaluate
+from util.evaluation.evaluator import Evaluator
+from util.evaluation.metrics import DISPLAY, HEADLINE
 
 log = logging.getLogger("test")
 
@@ -55,7 +57,7 @@ def find_weight(cfg: Config) -> str:
 def summarise(runs: list[dict]) -> dict:
     """Mean and standard deviation over seeds of the headline numbers (None if unscored)."""
     out = {}
-    for k in ("miou", "fbiou", "precision"):
+    for k in HEADLINE:
         vals = [r[k] for r in runs if r[k] is not None]
         out[k] = {"mean": statistics.fmean(vals) if vals else None,
                   "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0}
@@ -77,23 +79,19 @@ def markdown(cfg: Config, weight: str, runs: list[dict], summary: dict, base: di
     return head + "\n".join(rows + per) + "\n"
 
 
-def run_seeds(cfg: Config, net, device, world: World = World()) -> tuple[list[dict], dict, list]:
+def run_seeds(cfg: Config, net, precision: Precision, world: World = World()) -> tuple[list[dict], dict, list]:
     """Every seed's metrics (identical on every rank: counts are summed over the ranks)."""
-    classes = fold_classes(cfg, "test")
     runs, base, images = [], {}, []
     for i in range(cfg.seeds):
         loader = build_loader(cfg, "test", world.rank, world.size, test_seed=cfg.test_seed + i)
-        ev = Evaluator(classes, cfg.dataset, cfg.ignore_label, cfg.ori_resize)
-        baselines = {n: Evaluator(classes, cfg.dataset, cfg.ignore_label, cfg.ori_resize)
-                     for n in BASELINES} if cfg.get("baselines") and i == 0 else None
-        metrics, b, imgs = evaluate(net, loader, ev, device, baselines=baselines,
-                                    panels=cfg.vis if i == 0 else 0, desc=f"test seed {i + 1}/{cfg.seeds}",
-                                    precision=Precision(cfg.amp, cfg.channels_last))
+        ev = Evaluator.from_config(cfg)
+        baselines = {n: Evaluator.from_config(cfg) for n in BASELINES} if cfg.get("baselines") and i == 0 else None
+        metrics, b, imgs = evaluate(net, loader, ev, precision, baselines=baselines,
+                                    panels=cfg.vis if i == 0 else 0, desc=f"test seed {i + 1}/{cfg.seeds}")
         runs.append(metrics)
         base.update(b)
         images += imgs
-        log.info("seed %d: mIoU %s FB-IoU %s precision %s", cfg.test_seed + i,
-                 fmt(metrics["miou"]), fmt(metrics["fbiou"]), fmt(metrics["precision"]))
+        log.info("seed %d: %s", cfg.test_seed + i, " ".join(f"{DISPLAY[k]} {fmt(metrics[k])}" for k in HEADLINE))
     return runs, base, images
 
 
@@ -118,16 +116,28 @@ def main(argv: list[str] | None = None) -> int:
     return distributed.run(run_test, cfg)
 
 
+def note_protocol(cfg: Config) -> list[str]:
+    """Log where this test departs from the benchmark's published protocol (its numbers are
+    then not comparable with the papers'); returns the departures."""
+    proto = get_benchmark(cfg.dataset).protocol
+    diffs = [f"{name} {ours} (protocol {theirs})" for name, ours, theirs in
+             (("test_num", cfg.test_num, proto.episodes), ("seeds", cfg.seeds, proto.seeds),
+              ("val_size", cfg.val_size, proto.image_size)) if ours != theirs]
+    if diffs:
+        log.info("%s protocol differs: %s", cfg.dataset, ", ".join(diffs))
+    return diffs
+
+
 def run_test(cfg: Config, world: World, device: torch.device) -> int:
     """Score the checkpoint on this process's share of the episodes; rank 0 writes the results."""
     weight = find_weight(cfg)
-    amp_dtype(cfg.amp, device)  # an impossible amp setting fails before any work
+    precision = Precision.from_config(cfg, device)  # an impossible amp setting fails before any work
     log_file = os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log")
     setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING)
     seed_everything(cfg.manual_seed)
-    build_cfg = Config(cfg)
-    dict.__setitem__(build_cfg, "pretrained", False)  # the checkpoint holds the backbone too
-    net = build_model(build_cfg).to(device, memory_format=memory_format(cfg.channels_last))
+    note_protocol(cfg)
+    net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too
+    net.to(device, memory_format=precision.memory_format)
     trained = load_weights(net, weight)
     if (differ := fold_mismatch(trained, cfg)) is not None:
         raise UserError(f"{weight} was trained with {differ}: its training classes include this fold's novel "
@@ -135,14 +145,13 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
                         f"it was trained on (`split {trained.get('split')}`), or pass this fold's checkpoint")
     if trained and trained.get("shot", cfg.shot) != cfg.shot:
         log.info("%s was trained %d-shot; testing %d-shot", weight, trained["shot"], cfg.shot)
-    runs, base, images = run_seeds(cfg, net, device, world)
+    runs, base, images = run_seeds(cfg, net, precision, world)
     if not world.main:
         return 0
     stem = write_results(cfg, weight, runs, base, images)
     summary = summarise(runs)
-    log.info("%d-shot fold %d: mIoU %s ± %.2f, FB-IoU %s ± %.2f, precision %s", cfg.shot, cfg.split,
-             fmt(summary["miou"]["mean"]), summary["miou"]["std"], fmt(summary["fbiou"]["mean"]),
-             summary["fbiou"]["std"], fmt(summary["precision"]["mean"]))
+    log.info("%d-shot fold %d: %s", cfg.shot, cfg.split,
+             ", ".join(f"{DISPLAY[k]} {fmt(summary[k]['mean'])} ± {summary[k]['std']:.2f}" for k in HEADLINE))
     for name, m in base.items():
         log.info("trivial predictor %s: mIoU %s FB-IoU %s", name, fmt(m["miou"]), fmt(m["fbiou"]))
     log.info("results written to %s.json and .md", stem)

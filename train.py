@@ -7,7 +7,7 @@ Outputs go to exp/<dataset>/<exp>/{model,result,tb}; `resume FILE` continues a r
 
     torchrun --standalone --nproc_per_node N train.py --config FILE [key value ...]
 
-(DistributedDataParallel, see util/distributed.py; only rank 0 logs and writes files).
+(DistributedDataParallel, see util/engine/distributed.py; only rank 0 logs and writes files).
 """
 from __future__ import annotations
 
@@ -20,20 +20,21 @@ import torch
 from tqdm import tqdm
 
 from model import build_model, load_weights
-from util import distributed
-from util.checkpoint import load_training_state, save_checkpoint
 from util.config import dump_config, load_config
-from util.distributed import World
+from util.data.loader import build_loader
+from util.engine import distributed
+from util.engine.checkpoint import load_training_state, save_checkpoint
+from util.engine.distributed import World
+from util.engine.guard import OutputClaim, StopRequest, claim_output_dir
+from util.engine.loop import evaluate
+from util.engine.precision import Precision
+from util.engine.runtime import (enable_determinism, experiment_dir, run_cli, seed_everything, set_rng_state,
+                                 setup_logging)
+from util.engine.tb import EventWriter
 from util.errors import Interrupted, UserError
-from util.guard import OutputClaim, StopRequest, claim_output_dir
-from util.evaluator import Evaluator
-from util.loader import build_loader
-from util.runtime import (amp_dtype, autocast, enable_determinism, experiment_dir, memory_format, run_cli,
-                          seed_everything, set_rng_state, setup_logging)
-from util.splits import fold_classes
-from util.tb import EventWriter
-from util.validate import Precision, evaluate, to_device
-from util.vis import panel
+from util.evaluation.evaluator import Evaluator
+from util.evaluation.metrics import DISPLAY, HEADLINE
+from util.evaluation.vis import panel
 
 log = logging.getLogger("train")
 LOSS_TERMS = ("main", "ini", "fem", "bg", "pcl", "total")  # always logged; other terms the model returns too
@@ -55,11 +56,6 @@ class NullWriter:
 
     def close(self) -> None:
         pass
-
-
-def make_scaler(enabled: bool) -> torch.amp.GradScaler:
-    """GradScaler for amp fp16 on CUDA (a transparent no-op otherwise)."""
-    return torch.amp.GradScaler("cuda", enabled=enabled)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -108,17 +104,17 @@ class Run:
     writer, counters. `net` is the model itself, `ddp` what the training step calls."""
 
     def __init__(self, cfg, device: torch.device, world: World = World(), resumed: dict | None = None,
-                 claim: OutputClaim | None = None):
+                 claim: OutputClaim | None = None, precision: Precision | None = None):
         self.cfg, self.device, self.world, self.claim = cfg, device, world, claim
         self.stop = StopRequest()
-        self.precision = Precision(cfg.amp, cfg.channels_last)
+        self.precision = precision or Precision.from_config(cfg, device)
         self.dir = experiment_dir(cfg)
         self.model_dir = os.path.join(self.dir, "model")
-        self.net = build_model(cfg).to(device, memory_format=memory_format(cfg.channels_last))
+        self.net = build_model(cfg).to(device, memory_format=self.precision.memory_format)
         if cfg.weight:
             load_weights(self.net, cfg.weight)
         self.opt = build_optimizer(self.net, cfg)
-        self.scaler = make_scaler(amp_dtype(cfg.amp, device) == torch.float16)
+        self.scaler = self.precision.scaler()
         self.train_loader = build_loader(cfg, "train", world.rank, world.size)
         self.val_loader = build_loader(cfg, "val", world.rank, world.size) if cfg.val_every else None
         self.epoch, self.iteration, self.best, self.step_in_epoch = 0, 0, -1.0, 0
@@ -172,8 +168,8 @@ def train_step(run: Run, batch: dict) -> dict:
         log_learning_rate(run, rates)
         run.lr_logged = True
     lr = rates[0]
-    b = to_device(batch, run.device, run.cfg.channels_last)
-    with autocast(run.cfg.amp, run.device):
+    b = run.precision.to_device(batch)
+    with run.precision.autocast():
         _, losses = run.ddp(b["query"], b["supports"], b["support_masks"],
                             query_mask=b["query_mask"], classes=b["class_idx"])
     out = distributed.mean_over_ranks({**losses, STOP: torch.tensor(float(run.stop.requested), device=run.device)})
@@ -205,11 +201,12 @@ def check_nonfinite(run: Run, terms: dict) -> None:
 
 
 def log_images(run: Run, batch: dict, tag: str) -> None:
-    """Fig. 5-style panel of the first episode of `batch` (rank 0 only, fp32)."""
-    if not run.world.main:
+    """Fig. 5-style panel of the first episode of `batch` (rank 0 only, fp32; methods without
+    predict_maps have no panel)."""
+    if not run.world.main or not hasattr(run.net, "predict_maps"):
         return
     was_training = run.net.training
-    b = to_device(batch, run.device, run.cfg.channels_last)
+    b = run.precision.to_device(batch)
     with torch.no_grad():
         run.net.eval()
         maps = run.net.predict_maps(b["query"], b["supports"], b["support_masks"])
@@ -257,17 +254,14 @@ def train_epoch(run: Run) -> None:
 
 
 def validate(run: Run) -> float:
-    classes = fold_classes(run.cfg, "val")
-    ev = Evaluator(classes, run.cfg.dataset, run.cfg.ignore_label, run.cfg.ori_resize)
-    metrics, _, images = evaluate(run.net, run.val_loader, ev, run.device, panels=1, desc="validate",
-                                  precision=run.precision)
+    ev = Evaluator.from_config(run.cfg)
+    metrics, _, images = evaluate(run.net, run.val_loader, ev, run.precision, panels=1, desc="validate")
     metrics = {k: math.nan if v is None else v for k, v in metrics.items()}
-    for k in ("miou", "fbiou", "precision"):
+    for k in HEADLINE:
         run.writer.add_scalar(f"val/{k}", metrics[k], run.iteration)
     for img in images:
         run.writer.add_image("val/panel", img, run.iteration, dataformats="HWC")
-    log.info("validation epoch %d: mIoU %.2f FB-IoU %.2f precision %.2f", run.epoch, metrics["miou"],
-             metrics["fbiou"], metrics["precision"])
+    log.info("validation epoch %d: %s", run.epoch, " ".join(f"{DISPLAY[k]} {metrics[k]:.2f}" for k in HEADLINE))
     return metrics["miou"]
 
 
@@ -279,17 +273,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_training(cfg, world: World, device: torch.device) -> int:
     """The whole run on this process (one of `world.size`); rank 0 holds the output folder."""
-    amp_dtype(cfg.amp, device)  # an impossible amp setting fails before any work
+    precision = Precision.from_config(cfg, device)  # an impossible amp setting fails before any work
     out = experiment_dir(cfg)
     claim = claim_output_dir(out, resume=cfg.resume, overwrite=cfg.overwrite) if world.main else None
     try:
-        return _train(cfg, world, device, out, claim)
+        return _train(cfg, world, device, out, claim, precision)
     finally:
         if claim is not None:
             claim.release()
 
 
-def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim | None) -> int:
+def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim | None,
+           precision: Precision) -> int:
     setup_logging(os.path.join(out, "result", "train.log") if world.main else None,
                   logging.INFO if world.main else logging.WARNING)
     resumed = load_training_state(cfg.resume, cfg) if cfg.resume else None
@@ -303,7 +298,7 @@ def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim
     if cfg.deterministic:
         enable_determinism()
     seed_everything(cfg.manual_seed)
-    run = Run(cfg, device, world, resumed, claim)
+    run = Run(cfg, device, world, resumed, claim, precision)
     log.info("training %s on %s x %d process(es), amp %s%s: %d iterations/epoch, output %s",
              cfg.get("_config_path"), device, world.size, cfg.amp,
              ", channels_last" if cfg.channels_last else "", len(run.train_loader), out)

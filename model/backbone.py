@@ -1,4 +1,4 @@
-"""Frozen encoder shared by query and supports (DESIGN 4.1).
+"""Frozen encoder shared by query and supports (docs/design.md §4.1).
 
 Mid-level feature = cat(layer3, layer2) (what the matching works on), high-level feature =
 layer4 (prior mask only; supports enter layer4 as layer3 * mask, as PFENet does).
@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from model.blocks import resize
 from model.fold import run_sequential
 from model.resnet import rename_initmodel_key, resnet_layers
-from util.errors import UserError
-from util.safe_load import load_file
+from model.errors import UserError
+from model.safe_load import load_file
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import re
 import torch
 from torch import Tensor, nn
 
-from util.errors import UserError
-from util.safe_load import load_file
+from model.errors import UserError
+from model.safe_load import load_file
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,7 @@ def read_state(path: str) -> tuple[dict[str, Tensor], str, dict]:
     """(state dict with own names, 'own' | 'official', the training config an own checkpoint
     carries or {}); raises UserError for unmappable keys."""
     ckpt = _read(path)
+    saved_by_train = isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) and "format" in ckpt
     trained = ckpt.get("config") if isinstance(ckpt, dict) and isinstance(ckpt.get("config"), dict) else {}
     if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):
         ckpt = ckpt["model"]
@@ -138,7 +139,8 @@ def read_state(path: str) -> tuple[dict[str, Tensor], str, dict]:
         raise UserError(f"{path} is not a model checkpoint (expected a state_dict, {{'model': ...}} or "
                         "{'state_dict': ...})")
     state = _strip_module(ckpt)
-    if any(k.startswith(OWN_PREFIXES) for k in state) and not any(re.match(r"layer[0-4]\.", k) for k in state):
+    if saved_by_train or (any(k.startswith(OWN_PREFIXES) for k in state)
+                          and not any(re.match(r"layer[0-4]\.", k) for k in state)):
         return state, "own", trained
     mapped, unmapped = from_official(state)
     if unmapped:

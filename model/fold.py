@@ -2,7 +2,7 @@
 
 In eval mode (and always with `backbone_bn: frozen`) BN is an affine map per channel, so
 conv -> BN equals one conv with scaled weights and a bias, which saves BN's pass over each
-activation map (on the 2-core CPU of the README's Speed section this measured no gain: its
+activation map (on the 2-core CPU of docs/speed.md this measured no gain: its
 convolutions dominate). The folded weights are computed per call (a few million
 multiplies against the convolution's billions), so nothing is cached and nothing goes stale
 when weights are loaded. Outputs equal the unfolded path up to float rounding (tested).

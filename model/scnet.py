@@ -8,7 +8,7 @@ and one randomly chosen background prototype on the foreground (eq. 7). NTRENet 
 map to the same comparison head as the support prototype (eq. 8) and trains it against
 1 - M^q (L2 of eq. 9). The branch has no parameters and never runs at inference.
 
-Choices the paper leaves open (README, SCNet section):
+Choices the paper leaves open (docs/scnet.md, "Paper vs code"):
 - prior channel of the head's input in this branch (`prior`): 'region' (default) = PFENet's
   prior with the paired region in place of the support: cosine similarity of each pixel's
   layer4 feature to the layer4 mean of the region whose prototype it is paired with, min-max

@@ -6,7 +6,7 @@ import struct
 import pytest
 import torch
 
-from util.toy import generate_toy
+from util.prepare.toy import generate_toy
 
 
 @pytest.fixture(autouse=True, scope="session")

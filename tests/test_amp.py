@@ -8,9 +8,9 @@ import test as test_cli
 import train
 from conftest import toy_overrides
 from model import build_model
-from util.bench import episode
+from util.bench.speed import episode
 from util.config import ConfigError, load_config
-from util.runtime import amp_dtype, autocast
+from util.engine.precision import amp_dtype, autocast
 
 CFG = "config/toy/toy_split0_resnet50.yaml"
 CPU = torch.device("cpu")

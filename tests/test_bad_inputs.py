@@ -155,4 +155,4 @@ def test_cli_exit_code_and_single_line(toy_tree):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["error: unknown config key 'shoot' in command line (did you mean "
-                                             "'shot'?); see the key table in README.md"]
+                                             "'shot'?); see the key table in docs/configuration.md"]

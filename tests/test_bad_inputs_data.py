@@ -20,9 +20,9 @@ import test as test_cli
 import train
 from conftest import toy_overrides
 from test_bad_inputs import CFG, first_pair, tree  # noqa: F401 (tree is a fixture)
-from util.dataset import build_dataset
+from util.data.dataset import build_dataset
 from util.errors import UserError
-from util.index import CACHE_VERSION, cache_path, label_counts, parse_list
+from util.data.index import CACHE_VERSION, cache_path, label_counts, parse_list
 
 PASCAL = ["dataset", "pascal"]  # as test_bad_inputs: a toy config would regenerate missing data
 TEST_NUM = ["test_num", "4"]  # the machine is shared: few episodes, each a full forward pass

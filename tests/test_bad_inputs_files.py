@@ -21,10 +21,10 @@ import train
 from conftest import toy_overrides
 from model import build_model, load_weights
 from model.convert import read_state
-from util.checkpoint import read_checkpoint, resume_conflicts
+from util.engine.checkpoint import read_checkpoint, resume_conflicts
 from util.config import load_config
 from util.errors import UserError
-from util.guard import claim_output_dir
+from util.engine.guard import claim_output_dir
 
 CFG = "config/toy/toy_split0_resnet50.yaml"
 
@@ -252,10 +252,10 @@ def test_disk_full_while_writing_a_checkpoint(run, toy_tree, tmp_path, monkeypat
         f.write(b"PK\x03\x04 partial")
         raise RuntimeError("[enforce fail at inline_container.cc] . unexpected pos 576 vs 534")
 
-    monkeypatch.setattr("util.checkpoint.torch.save", full)
+    monkeypatch.setattr("util.engine.checkpoint.torch.save", full)
     with pytest.raises(UserError, match=r"could not write checkpoint .*last.pth .*MiB free.*previous one is intact"):
         train.main(train_args(toy_tree, out, "resume", str(out / "model/last.pth"), "epochs", "3"))
-    monkeypatch.setattr("util.checkpoint.torch.save", real_save)
+    monkeypatch.setattr("util.engine.checkpoint.torch.save", real_save)
     assert (out / "model/last.pth").read_bytes() == before
     assert not list((out / "model").glob(".tmp_*"))
     assert train.main(train_args(toy_tree, out, "resume", str(out / "model/last.pth"), "epochs", "3")) == 0

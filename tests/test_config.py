@@ -80,7 +80,21 @@ def test_schema_table_lists_every_key():
     assert all(f"`{k}`" in table for k in SCHEMA)
 
 
-def test_readme_documents_every_key():
-    readme = open("README.md").read()
-    missing = [k for k in SCHEMA if f"`{k}`" not in readme]
-    assert not missing, f"keys missing from README.md: {missing} (paste util.config.schema_table())"
+def test_configuration_page_documents_every_key():
+    page = open("docs/configuration.md").read()
+    missing = [k for k in SCHEMA if f"`{k}`" not in page]
+    assert not missing, f"keys missing from docs/configuration.md: {missing}"
+    assert schema_table() in page, "docs/configuration.md's key table is stale: paste `python -m util.config`"
+
+
+def test_replace_is_validated_and_copies():
+    cfg = load_config(None, [])
+    new = cfg.replace(shot=5, test_seed=7)
+    assert (new.shot, new.test_seed, cfg.shot, cfg.test_seed) == (5, 7, 1, 321)
+    with pytest.raises(ConfigError, match="shot.*must be >= 1"):
+        cfg.replace(shot=0)
+    with pytest.raises(ConfigError, match="unknown config key 'shots'.*did you mean 'shot'"):
+        cfg.replace(shots=5)
+    with pytest.raises(ConfigError, match="scale_min.*swap"):
+        cfg.replace(scale_min=2.0)
+    assert cfg.replace(model="pfenet").use_pcl is False  # the method's fixed values apply

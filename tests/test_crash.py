@@ -11,7 +11,7 @@ import torch
 
 import train
 from conftest import read_events, toy_overrides
-from util.checkpoint import read_checkpoint
+from util.engine.checkpoint import read_checkpoint
 
 CFG = "config/toy/toy_split0_resnet50.yaml"
 

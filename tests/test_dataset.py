@@ -8,10 +8,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from util.config import load_config
-from util.dataset import EpisodeDataset, build_dataset, collate_episodes, remap
+from util.data.dataset import EpisodeDataset, build_dataset, collate_episodes, remap
 from util.errors import UserError
-from util.index import read_label
-from util.toy import generate_toy
+from util.data.index import read_label
+from util.prepare.toy import generate_toy
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ import torch
 import test as test_cli
 from conftest import read_events, toy_overrides
 from util.config import load_config
-from util.distributed import World, mean_over_ranks, world_from_env
+from util.engine.distributed import World, mean_over_ranks, world_from_env
 from util.errors import UserError
-from util.loader import EpochSampler, build_loader
+from util.data.loader import EpochSampler, build_loader
 
 CFG = "config/toy/toy_split0_resnet50.yaml"
 ROOT = Path(__file__).resolve().parents[1]

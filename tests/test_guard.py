@@ -6,7 +6,7 @@ import os
 import pytest
 
 from util.errors import UserError
-from util.guard import PREVIOUS, claim_output_dir, write_atomic
+from util.engine.guard import PREVIOUS, claim_output_dir, write_atomic
 
 
 def make_run(folder):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import util.index as index_mod
+import util.data.index as index_mod
 from util.errors import UserError
-from util.index import build_class_index, parse_list, read_label
+from util.data.index import build_class_index, parse_list, read_label
 
 
 def _label(pixels: dict[int, int], side: int = 20) -> np.ndarray:

@@ -1,12 +1,12 @@
-"""Metrics and evaluator against hand-computed counts (DESIGN 5, PFENet ori_resize protocol)."""
+"""Metrics and evaluator against hand-computed counts (docs/design.md §5, PFENet ori_resize protocol)."""
 import json
 import logging
 
 import pytest
 import torch
 
-from util import metrics
-from util.evaluator import Evaluator, pad_to_square, score_at_original
+from util.evaluation import metrics
+from util.evaluation.evaluator import Evaluator, pad_to_square, score_at_original
 
 IGN = 255
 

@@ -1,4 +1,4 @@
-"""util.prepare on tiny synthetic VOC/SBD and COCO trees (DESIGN 3.1)."""
+"""util.prepare on tiny synthetic VOC/SBD and COCO trees (docs/design.md §3.1)."""
 import json
 import os
 
@@ -11,8 +11,8 @@ from pycocotools import mask as mask_utils
 
 from util.errors import UserError
 from util.prepare import main
-from util.prepare_coco import prepare_coco
-from util.prepare_pascal import prepare_pascal
+from util.prepare.coco import prepare_coco
+from util.prepare.pascal import prepare_pascal
 
 VOC_TRAIN, VOC_VAL = ["2007_000001", "2007_000002"], ["2007_000003", "2007_000004"]
 SBD_TRAIN, SBD_VAL = ["2007_000002", "2008_000010"], ["2007_000003", "2008_000011"]

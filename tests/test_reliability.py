@@ -4,8 +4,8 @@ import torch
 
 import train
 from conftest import read_events, toy_overrides
-from model.ntrenet import NTRENet
-from util.checkpoint import read_checkpoint
+from model.methods.ntrenet import NTRENet
+from util.engine.checkpoint import read_checkpoint
 from util.errors import UserError
 
 CFG = "config/toy/toy_split0_resnet50.yaml"

@@ -113,3 +113,26 @@ def test_cli_writes_both_formats(tree, tmp_path):
     assert report.main([str(tree), "--format", "both", "--out", str(out)]) == 0
     assert "63.1 (65.4, -2.3)" in out.read_text()
     assert "table,row,column" in out.with_suffix(".csv").read_text()
+
+
+def test_variant_comes_from_the_schema_marks(tmp_path, monkeypatch):
+    """A newly marked key splits runs that differ only in it; unmarked keys do not."""
+    from util import config
+    from util.report.load import variant_of
+
+    monkeypatch.setitem(config.SCHEMA, "use_extra", config.Key(bool, False, "an added switch", variant=True))
+    write_result(tmp_path, "a", split=0, miou=60.0, flags={**FULL, "use_extra": False, "base_lr": 0.1})
+    write_result(tmp_path, "b", split=0, miou=61.0, flags={**FULL, "use_extra": True, "base_lr": 0.2})
+    md = report.make_report(tmp_path, "md")["md"]
+    assert any(r.startswith("| ResNet-50 NTRENet D=256 use_extra=True |") for r in md.splitlines())
+    assert any(r.startswith("| ResNet-50 NTRENet D=256 |") for r in md.splitlines())
+    # keys that do not matter for a run are left out: no PCL -> no negatives, no BG branch -> no D
+    assert variant_of({**BASE, "pcl_negatives": "bg", "bg_dim": 64}) == variant_of(BASE)
+    assert variant_of({**BASE, "model": "pfenet"}) == variant_of(BASE)  # one network, one row
+
+
+def test_metric_vocabulary_is_what_test_writes():
+    from util.evaluation.evaluator import Evaluator
+    from util.evaluation.metrics import HEADLINE
+
+    assert set(HEADLINE) <= set(Evaluator([1], "pascal").compute())

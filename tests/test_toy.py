@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-import util.toy as toy
+import util.prepare.toy as toy
 from util.config import load_config
 from util.errors import UserError
-from util.index import label_counts, read_label
+from util.data.index import label_counts, read_label
 
 
 def _files(root):

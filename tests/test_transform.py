@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from util.config import load_config
-from util.transform import (MEAN, STD, Crop, RandRotate, RandScale, TestResize, resized_hw,
+from util.data.transform import (MEAN, STD, Crop, RandRotate, RandScale, TestResize, resized_hw,
                             test_transform, train_transform)
 
 

@@ -13,7 +13,7 @@ import test as test_cli
 import train
 from conftest import read_events, toy_overrides as overrides
 from util import report
-from util.checkpoint import read_checkpoint
+from util.engine.checkpoint import read_checkpoint
 from util.errors import UserError
 
 CFG = "config/toy/toy_split0_resnet50.yaml"

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 import yaml
 
 from util.errors import UserError
-from util.guard import write_atomic
+from util.engine.guard import write_atomic
 from util.textfile import read_utf8
 
 
@@ -24,11 +24,16 @@ class ConfigError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Key:
+    """One config key. `variant` marks a key that tells runs apart in the report: True, or a
+    predicate on the whole config saying when the key matters (e.g. PCL keys only with PCL);
+    runs that differ in a marked key get their own row (docs/design.md §7)."""
+
     type: type | tuple  # int, float, bool, str, or (list, elem_type)
     default: Any
     help: str
     choices: tuple | None = None
     check: Callable[[Any], str | None] | None = None  # returns an error text or None
+    variant: bool | Callable[[dict], bool] = False
 
 
 def _odd8(v: int) -> str | None:
@@ -41,6 +46,21 @@ def _positive(v: float) -> str | None:
 
 def _nonneg(v: float) -> str | None:
     return None if v >= 0 else "must be >= 0"
+
+
+def _benchmark(v: str) -> str | None:
+    from util.data.benchmarks import BENCHMARKS  # the registry imports data code: only when checked
+    return None if v in BENCHMARKS.names() else f"is not a benchmark; use one of {', '.join(BENCHMARKS.names())}"
+
+
+def _method(v: str) -> str | None:
+    from model.methods import METHODS
+    return None if v in METHODS.names() else f"is not a method; use one of {', '.join(METHODS.names())}"
+
+
+def _with(*keys: str) -> Callable[[dict], bool]:
+    """Variant predicate: the key matters when any of `keys` is on (absent keys take defaults)."""
+    return lambda cfg: any(cfg.get(k, SCHEMA[k].default) for k in keys)
 
 
 def _split(v: int) -> str | None:
@@ -57,13 +77,14 @@ def _bins(v: list) -> str | None:
 
 SCHEMA: dict[str, Key] = {
     # --- data -----------------------------------------------------------------------
-    "dataset": Key(str, "pascal", "benchmark: its class count and fold definition", ("pascal", "coco", "toy")),
+    "dataset": Key(str, "pascal", "benchmark (util/data/benchmarks/: pascal, coco, toy): classes, folds, labels",
+                   check=_benchmark),
     "data_root": Key(str, "data/VOCdevkit2012/VOC2012", "folder the list paths are relative to"),
     "train_list": Key(str, "lists/pascal/train.txt", "training list: 'image label' per line"),
     "val_list": Key(str, "lists/pascal/val.txt", "validation/test list"),
     "split": Key(int, 0, "fold i: novel classes of fold i are held out", check=_split),
     "coco_fold_style": Key(str, "interleaved", "COCO-20i folds: interleaved (PFENet use_split_coco) or contiguous",
-                           ("interleaved", "contiguous")),
+                           ("interleaved", "contiguous"), variant=lambda cfg: cfg.get("dataset") == "coco"),
     "min_class_pixels": Key(int, 2 * 32 * 32, "a class counts in an image only above this many label pixels",
                             check=_nonneg),
     "shot": Key(int, 1, "support images per episode (K)", check=lambda v: None if v >= 1 else "must be >= 1"),
@@ -78,6 +99,8 @@ SCHEMA: dict[str, Key] = {
     "ori_resize": Key(bool, True, "score at the label's original resolution (PFENet protocol)"),
     "num_workers": Key(int, 4, "data-loader worker processes", check=_nonneg),
     # --- model ----------------------------------------------------------------------
+    "model": Key(str, "ntrenet", "method (model/methods/: ntrenet; pfenet = ntrenet with every module off)",
+                 check=_method, variant=True),
     "backbone": Key(str, "resnet50", "frozen encoder", ("resnet50", "resnet101", "vgg")),
     "pretrained": Key(bool, True, "load ImageNet weights from initmodel_dir (false: random init)"),
     "initmodel_dir": Key(str, "initmodel", "folder with resnet50_v2.pth, resnet101_v2.pth, vgg16_bn.pth"),
@@ -89,26 +112,29 @@ SCHEMA: dict[str, Key] = {
                       check=_bins),
     "feature_dropout": Key(float, 0.5, "Dropout2d after the 1x1 reductions of Xq, Xs and BGMM's input (released 0.5)",
                            check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
-    "use_bgem": Key(bool, True, "BG mining + eliminating modules (Table 3)"),
-    "use_doem": Key(bool, True, "DO eliminating module (needs the BG branch)"),
-    "use_pcl": Key(bool, True, "prototypical contrastive learning loss"),
+    "use_bgem": Key(bool, True, "BG mining + eliminating modules (Table 3)", variant=True),
+    "use_doem": Key(bool, True, "DO eliminating module (needs the BG branch)", variant=True),
+    "use_pcl": Key(bool, True, "prototypical contrastive learning loss", variant=True),
     "training_reference": Key(str, "release", "preset of the keys where the released code and the paper "
                               "differ (bg_dim, bg_init, do_pooling, pcl_negative_region, pcl_positive), "
                               "applied to those not set explicitly", ("release", "paper")),
-    "bg_dim": Key(int, 256, "width D of P_BG (released code 256 = bgpro_num 1, paper 640)", check=_positive),
+    "bg_dim": Key(int, 256, "width D of P_BG (released code 256 = bgpro_num 1, paper 640)", check=_positive,
+                  variant=_with("use_bgem", "use_doem")),
     "bg_init": Key(str, "zeros", "P_BG initialisation: released zeros, paper random (standard normal)",
-                   ("zeros", "random")),
+                   ("zeros", "random"), variant=_with("use_bgem", "use_doem")),
     "bg_alpha": Key(float, 0.5, "alpha of the BG mining loss, eq. 3", check=_nonneg),
     "bg_loss_norm": Key(str, "per_image", "eq. 3's N: each image's target pixels, images averaged (released, "
-                        "eq. 3 as written), or the batch's target pixels pooled", ("per_image", "pooled")),
+                        "eq. 3 as written), or the batch's target pixels pooled", ("per_image", "pooled"),
+                        variant=_with("use_bgem", "use_doem")),
     "do_pooling": Key(str, "global", "DO prototype: released global mean or eq. 8 masked mean",
                       ("global", "masked")),
-    "pcl_negatives": Key(str, "do", "PCL negatives (Table 4)", ("do", "bg", "nontarget")),
+    "pcl_negatives": Key(str, "do", "PCL negatives (Table 4)", ("do", "bg", "nontarget"), variant=_with("use_pcl")),
     "pcl_negative_region": Key(str, "nearest", "PCL negative region from the label: nearest-resized, 255 as "
                                "non-target, empty regions stored as zeros (released), or bilinear label == 0, "
-                               "empty regions skipped", ("nearest", "bilinear")),
+                               "empty regions skipped", ("nearest", "bilinear"), variant=_with("use_pcl")),
     "pcl_positive": Key(str, "support_mask", "PCL positive: support feature pooled over the nearest-resized "
-                        "mask (released) or P^s (paper Sec. 3.5.2)", ("support_mask", "prototype")),
+                        "mask (released) or P^s (paper Sec. 3.5.2)", ("support_mask", "prototype"),
+                        variant=_with("use_pcl")),
     "pcl_bank_size": Key(int, 2000, "DO prototypes kept per training class", check=_positive),
     "pcl_samples": Key(int, 1000, "negatives sampled from the bank per step", check=_positive),
     "pcl_temperature": Key(float, 1.0, "temperature of the PCL softmax", check=_positive),
@@ -116,13 +142,14 @@ SCHEMA: dict[str, Key] = {
     "loss_fem": Key(float, 0.4, "weight of the per-bin FEM losses", check=_nonneg),
     "loss_bg": Key(float, 1.0, "weight of the BG mining loss", check=_nonneg),
     "loss_pcl": Key(float, 0.01, "weight of the PCL loss", check=_nonneg),
-    "use_scnet": Key(bool, False, "SCNet's self-contrastive query branch (training only; SCNet Sec. 3.2.2)"),
+    "use_scnet": Key(bool, False, "SCNet's self-contrastive query branch (training only; SCNet Sec. 3.2.2)",
+                     variant=True),
     "scnet_clusters": Key(int, 3, "SCNet: k-means clusters n of the query's background (SCNet Table 3)",
-                          check=lambda v: None if v >= 1 else "must be >= 1"),
+                          check=lambda v: None if v >= 1 else "must be >= 1", variant=_with("use_scnet")),
     "scnet_lambda": Key(float, 0.5, "SCNet eq. 9: L = (1-lambda) L1 + lambda L2 (SCNet Table 5)",
-                        check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
+                        check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]", variant=_with("use_scnet")),
     "scnet_prior": Key(str, "region", "SCNet: prior-mask channel of the query branch",
-                       ("region", "zeros", "support")),
+                       ("region", "zeros", "support"), variant=_with("use_scnet")),
     # --- training -------------------------------------------------------------------
     "epochs": Key(int, 200, "training epochs", check=_positive),
     "batch_size": Key(int, 32, "episodes per training step (over all GPUs)", check=_positive),
@@ -149,7 +176,7 @@ SCHEMA: dict[str, Key] = {
                             check=_nonneg),
     "on_nonfinite": Key(str, "stop", "a NaN/inf loss stops the run (last good checkpoint kept) or skips the step",
                         ("stop", "skip")),
-    "deterministic": Key(bool, False, "torch.use_deterministic_algorithms (CUDA: slower, see README)"),
+    "deterministic": Key(bool, False, "torch.use_deterministic_algorithms (CUDA: slower, see docs/reliability.md)"),
     "device": Key(str, "auto", "auto, cpu, cuda or cuda:N"),
     "amp": Key(str, "off", "mixed precision: bf16 autocast (CPU/CUDA) or fp16 autocast + GradScaler "
                "(CUDA only); losses and metrics stay fp32", ("off", "bf16", "fp16")),
@@ -168,7 +195,7 @@ SCHEMA: dict[str, Key] = {
 
 
 # Values of `training_reference` for the keys where the released code and the paper's text differ
-# (README "Paper vs released code"); a key set in a YAML file or on the command line wins.
+# (docs/model.md, "Paper vs released code"); a key set in a YAML file or on the command line wins.
 TRAINING_REFERENCES: dict[str, dict[str, Any]] = {
     "release": {"bg_dim": 256, "bg_init": "zeros", "do_pooling": "global", "pcl_negative_region": "nearest",
                 "pcl_positive": "support_mask"},
@@ -178,7 +205,22 @@ TRAINING_REFERENCES: dict[str, dict[str, Any]] = {
 
 
 class Config(dict):
-    """A validated config with attribute access (`cfg.shot`)."""
+    """A validated config with attribute access (`cfg.shot`). Change it only through
+    `replace()` (or attribute assignment, which validates one key): never with dict writes."""
+
+    def replace(self, **changes: Any) -> "Config":
+        """A validated copy with `changes` applied, checked as a whole (as load_config does)."""
+        out = Config(self)
+        for k, v in changes.items():
+            dict.__setitem__(out, k, coerce(k, v, "replace()"))
+        _finish(out, {k: "replace()" for k in changes})
+        return out
+
+    @property
+    def num_train_classes(self) -> int:
+        """Training classes of this benchmark and fold (sizes per-class model state)."""
+        from util.data.benchmarks import get_benchmark
+        return len(get_benchmark(self["dataset"]).base_classes(self["split"], self["coco_fold_style"]))
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -204,7 +246,7 @@ def coerce(name: str, value: Any, origin: str = "") -> Any:
     where = f" in {origin}" if origin else ""
     if name not in SCHEMA:
         raise ConfigError(f"unknown config key '{name}'{where}{_suggest(name)}; "
-                          "see the key table in README.md")
+                          "see the key table in docs/configuration.md")
     key = SCHEMA[name]
     bad = ConfigError(f"config key '{name}'{where}: expected {_type_name(key.type)}, got {value!r}")
     if isinstance(key.type, tuple):
@@ -307,20 +349,33 @@ def parse_overrides(pairs: Sequence[str]) -> list[tuple[str, Any]]:
 def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Config:
     """Schema defaults <- YAML file (and its bases) <- `key value` overrides."""
     cfg = Config({k: key.default for k, key in SCHEMA.items()})
-    given = set()
+    explicit: dict[str, str] = {}
     if path:
         for k, (v, origin) in _read_yaml(path).items():
             dict.__setitem__(cfg, k, coerce(k, v, origin))
-            given.add(k)
+            explicit[k] = origin
         dict.__setitem__(cfg, "_config_path", path)
     for k, v in parse_overrides(list(overrides or [])):
         dict.__setitem__(cfg, k, coerce(k, v, "command line"))
-        given.add(k)
+        explicit[k] = "command line"
     for k, v in TRAINING_REFERENCES[cfg.training_reference].items():
-        if k not in given:
+        if k not in explicit:
             dict.__setitem__(cfg, k, v)
-    _check_consistency(cfg)
+    _finish(cfg, explicit)
     return cfg
+
+
+def _finish(cfg: Config, explicit: dict[str, str]) -> None:
+    """Whole-config rules: the values the method fixes (an explicit other value is an error),
+    then cross-key consistency. `explicit`: key -> where it was set."""
+    from model.methods import get_method
+    method = get_method(cfg.model)
+    for k, v in method.fixed.items():
+        if cfg[k] != v and k in explicit:
+            raise ConfigError(f"config key '{k}' = {cfg[k]!r} in {explicit[k]}: model '{method.name}' fixes it "
+                              f"to {v!r}; remove it, or use another `model`")
+        dict.__setitem__(cfg, k, v)
+    _check_consistency(cfg)
 
 
 def _check_consistency(cfg: Config) -> None:
@@ -336,10 +391,25 @@ def dump_config(cfg: Config, path: str) -> None:
     write_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
+def variant_keys(cfg: dict) -> list[str]:
+    """The variant-marked keys that matter for this config (absent keys take defaults)."""
+    out = []
+    for k, key in SCHEMA.items():
+        if key.variant is True or (callable(key.variant) and key.variant(cfg)):
+            out.append(k)
+    return out
+
+
 def schema_table() -> str:
-    """Markdown table of every key (the README's key reference is generated from this)."""
-    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    """Markdown table of every key (docs/configuration.md's key reference is generated from this)."""
+    rows = ["| key | type | default | meaning | report |", "|---|---|---|---|---|"]
     for k, key in SCHEMA.items():
         meaning = key.help + (f" ({' / '.join(map(str, key.choices))})" if key.choices else "")
-        rows.append(f"| `{k}` | {_type_name(key.type)} | `{key.default!r}` | {meaning} |")
+        variant = "" if key.variant is False else "variant" if key.variant is True else "variant (when relevant)"
+        rows.append(f"| `{k}` | {_type_name(key.type)} | `{key.default!r}` | {meaning} | {variant} |")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":  # `python -m util.config`: the key table of docs/configuration.md
+    import sys
+    sys.stdout.write(schema_table() + "\n")

@@ -1,9 +1,8 @@
-"""The one exception type for mistakes a user can fix (paths, keys, files, episodes)."""
+"""The project's user-facing exception types, importable from util/: `UserError` (it lives in
+model/errors.py so that model/ depends on nothing in util/) and `Interrupted`."""
+from model.errors import UserError
 
-
-class UserError(Exception):
-    """Carries one message naming the thing that is wrong and the fix; the CLIs print it
-    without a traceback and exit non-zero."""
+__all__ = ["Interrupted", "UserError"]
 
 
 class Interrupted(KeyboardInterrupt):

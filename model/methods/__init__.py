@@ -1,0 +1,35 @@
+"""Method registry: one module per method in this package, holding `METHOD`, looked up by the
+`model` config key (docs/design.md §2.2).
+
+A method's `build(cfg, num_train_classes)` returns the network (backbones, prototype
+pooling, prior mask, FEM and losses are shared modules of model/); the forward contract
+every method keeps is `net(query, supports, support_masks)` -> logits [B, 2, H, W] in eval
+mode and `(logits, losses)` with `query_mask`/`classes` in training, where losses["total"] is
+what the optimiser minimises. `fixed` holds the config values a method implies (PFENet: every
+NTRENet module off); `network` names the network it builds, so results of two names for one
+network share a report row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from model.registry import Registry
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    build: Callable[..., nn.Module]
+    network: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
+METHODS = Registry("method", __name__, "METHOD", "model")
+
+
+def get_method(name: str) -> Method:
+    """The method the `model` key names (UserError listing the known ones otherwise)."""
+    return METHODS.get(name)

@@ -1,0 +1,1 @@
+"""Runtime data: benchmark registry (benchmarks/), class index, episodic dataset, transforms, loaders."""

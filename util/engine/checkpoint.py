@@ -1,0 +1,119 @@
+"""Training checkpoints: written atomically, holding everything an exact resume needs."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import torch
+
+from model.safe_load import load_file
+from util.config import SCHEMA
+from util.data.benchmarks import get_benchmark
+from util.errors import UserError
+from util.engine.guard import writable_error
+from util.engine.runtime import rng_state
+
+FORMAT = "ntrenet-checkpoint-v1"
+
+
+def save_checkpoint(path: str, *, model: torch.nn.Module, optimizer, epoch: int, iteration: int,
+                    best_miou: float, cfg: dict, extra: dict | None = None) -> None:
+    """Temp file + fsync + rename: a crash mid-write never leaves a truncated checkpoint."""
+    state = {
+        "format": FORMAT, "model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+        "epoch": epoch, "iteration": iteration, "best_miou": best_miou, "rng": rng_state(),
+        "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
+    }
+    state.update(extra or {})
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
+    except OSError as e:
+        raise writable_error(folder, e) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError of its zip writer
+        kept = "the previous one is intact" if os.path.isfile(path) else "no earlier one exists"
+        free = shutil.disk_usage(folder).free / 2**20
+        raise UserError(f"could not write checkpoint {path} ({type(e).__name__}: {str(e)[:80]}; {free:.0f} MiB "
+                        f"free on that disk); {kept}. Free space or set save_path to another disk, then resume "
+                        "from the last checkpoint") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_checkpoint(path: str) -> dict:
+    """Load any checkpoint file to CPU without running code from it (see model/safe_load.py)."""
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint not found: {path}; check the path (runs keep theirs in exp/<dataset>/<exp>/model/)")
+    return load_file(path, "checkpoint")
+
+
+def load_training_state(path: str, cfg: dict | None = None) -> dict:
+    """A checkpoint this project wrote, for `resume` (an official file cannot resume); with `cfg`,
+    refused when the config changes what the run trains (see RESUME_FREE)."""
+    state = read_checkpoint(path)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path} is not a checkpoint written by train.py, so it cannot be resumed; "
+                        "use `weight FILE` to initialise from it instead")
+    if cfg is not None and (bad := resume_conflicts(state.get("config", {}), cfg)):
+        raise UserError(f"cannot resume {path}: the config changes what this run trains: {'; '.join(bad)}. "
+                        "Resume with the checkpoint's values (they are in its result/config.yaml), or start "
+                        "a new run initialised from it with `weight FILE`")
+    return state
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+# Keys a resumed run may change: how it is run, logged and evaluated, where its files are, and the
+# two schedule keys whose change is documented (docs: reliability). Every other key defines what
+# is trained, so a checkpoint only resumes under its own values (default-deny: a new key is
+# protected without being listed here).
+RESUME_FREE = frozenset({
+    "resume", "weight", "save_path", "overwrite", "data_root", "initmodel_dir", "pretrained", "val_list",
+    "num_workers", "device", "amp", "channels_last", "deterministic", "print_freq", "image_every",
+    "val_every", "save_every_iters", "on_nonfinite", "test_num", "test_seed", "val_num", "batch_size_val",
+    "seeds", "vis", "baselines", "epochs", "base_lr", "scale_lr",
+})
+
+
+def resume_conflicts(saved: dict, cfg: dict) -> list[str]:
+    """`key (checkpoint A, now B)` for every run-defining key that differs; a key the checkpoint
+    lacks (written before the key existed) counts as its default."""
+    out = []
+    for k, now in cfg.items():
+        if k not in SCHEMA or k in RESUME_FREE:
+            continue
+        was = saved.get(k, SCHEMA[k].default)
+        if was != now:
+            out.append(f"{k} (checkpoint {was!r}, now {now!r})")
+    return out
+
+
+def fold_mismatch(trained: dict, cfg: dict) -> str | None:
+    """Why a checkpoint's training classes overlap this config's novel classes, or None.
+
+    A model trained on another fold of the same benchmark has seen the novel classes of this
+    fold as training classes, so its test numbers would not be few-shot numbers. Another
+    benchmark, an official file ({}), or another shot is fine (the model does not read `shot`).
+    """
+    if not trained or trained.get("dataset") != cfg["dataset"]:
+        return None
+    bench = get_benchmark(cfg["dataset"])
+    if bench.folds is None:  # no folds: no class is held out of training
+        return None
+    keys = [k for k in ("split", "coco_fold_style") if k in trained and trained[k] != cfg[k]]
+    if not bench.fold_styles:
+        keys = [k for k in keys if k != "coco_fold_style"]
+    if not keys:
+        return None
+    return ", ".join(f"{k} {trained[k]!r} (now {cfg[k]!r})" for k in keys)

@@ -1,0 +1,1 @@
+"""Scoring: IoU counts and metrics, the episodic evaluator, visual panels."""

@@ -1,0 +1,56 @@
+"""`python -m util.report DIR [--format md|csv|both] [--out FILE]`: every results file under
+DIR (test.py writes `results_shot{K}.json`) laid out as the paper's tables."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from util.errors import UserError
+from util.report.load import dedupe, find_results, load_result
+from util.report.render import render_csv, render_markdown
+from util.report.tables import build_tables
+
+log = logging.getLogger(__name__)
+
+
+def make_report(root: str | os.PathLike, fmt: str = "md") -> dict[str, str]:
+    """{'md': text} / {'csv': text} / both, from every results file under root."""
+    results = dedupe([load_result(p) for p in find_results(root)])
+    tables = build_tables(results)
+    out = {}
+    if fmt in ("md", "both"):
+        out["md"] = render_markdown(tables)
+    if fmt in ("csv", "both"):
+        out["csv"] = render_csv(tables)
+    return out
+
+
+def _write(texts: dict[str, str], out: str | None) -> None:
+    """To stdout, or to FILE (with --format both: FILE's stem + .md and .csv)."""
+    if not out:
+        sys.stdout.write("\n".join(texts.values()))
+        return
+    for fmt, text in texts.items():
+        path = Path(out).with_suffix(f".{fmt}") if len(texts) > 1 else Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        log.info("wrote %s", path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m util.report", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("dir", help="folder searched recursively for results*.json (e.g. exp/pascal)")
+    parser.add_argument("--format", choices=("md", "csv", "both"), default="md")
+    parser.add_argument("--out", help="write here instead of stdout (both: FILE.md and FILE.csv)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        _write(make_report(args.dir, args.format), args.out)
+    except UserError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    return 0

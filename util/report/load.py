@@ -1,0 +1,197 @@
+"""Reading test results: every `results*.json` under a folder, reduced to what the tables need.
+
+A file is `{"config": {...effective config...}, "metrics": Evaluator.compute(), optional
+"seeds", "summary" | "mean"/"std"}` as test.py writes it. Runs are told apart by their
+`Variant`, derived from the config keys the schema marks (docs/design.md §7).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+from model.methods import get_method
+from util.config import SCHEMA, variant_keys
+from util.errors import UserError
+from util.evaluation.metrics import HEADLINE
+
+log = logging.getLogger(__name__)
+
+
+class Variant(NamedTuple):
+    """What distinguishes runs of the same dataset/backbone/shot/split: the values of every
+    config key the schema marks as a variant key and that matters for the run (schema order).
+    The paper's switches have readable views (modules, negatives, ...); any other marked key
+    shows in the label as key=value when it differs from its default."""
+
+    values: tuple[tuple[str, Any], ...]
+
+    def get(self, key: str) -> Any:
+        return dict(self.values).get(key)
+
+    @property
+    def modules(self) -> str:
+        """"baseline" or "+BGEM", "+BGEM+DOEM", ... from the use_* flags."""
+        mods = [name for name, k in MODULES if self.get(k)]
+        return "+" + "+".join(mods) if mods else "baseline"
+
+    @property
+    def negatives(self) -> str:
+        """pcl_negatives ("-" when PCL is off)."""
+        return str(self.get("pcl_negatives") or "-")
+
+    @property
+    def bg_dim(self) -> int | None:
+        """BG prototype width (None when there is no BG branch)."""
+        return self.get("bg_dim")
+
+    @property
+    def coco_style(self) -> str:
+        return str(self.get("coco_fold_style") or "")
+
+    @property
+    def scnet(self) -> tuple[int, float, str] | None:
+        """(scnet_clusters, scnet_lambda, scnet_prior) when SCNet's branch is on."""
+        if not self.get("use_scnet"):
+            return None
+        return int(self.get("scnet_clusters")), float(self.get("scnet_lambda")), str(self.get("scnet_prior"))
+
+    def without_scnet(self) -> "Variant":
+        return Variant(tuple((k, v) for k, v in self.values if not k.startswith("scnet_") and k != "use_scnet"))
+
+    def label(self) -> str:
+        """Readable name, e.g. '+BGEM+DOEM+PCL D=640', 'baseline' or 'SCNet n=3 λ=0.5'."""
+        parts = [self.modules]
+        if self.scnet is not None:
+            n, lam, prior = self.scnet
+            branch = f"SCNet n={n} λ={lam:g}" + ("" if prior == "region" else f" prior={prior}")
+            parts = [branch] if self.modules == "baseline" else [f"{self.modules}+{branch}"]
+        if self.negatives not in ("-", "do"):
+            parts.append(f"neg={self.negatives}")
+        if self.bg_dim is not None:
+            parts.append(f"D={self.bg_dim}")
+        if self.coco_style and self.coco_style != "interleaved":
+            parts.append(self.coco_style)
+        parts += [f"{k}={v}" for k, v in self.values if k not in NAMED and v != SCHEMA[k].default]
+        return " ".join(parts)
+
+
+MODULES = (("BGEM", "use_bgem"), ("DOEM", "use_doem"), ("PCL", "use_pcl"))
+# Keys the readable views above already show; every other variant key is shown generically.
+NAMED = {k for _, k in MODULES} | {"use_scnet", "scnet_clusters", "scnet_lambda", "scnet_prior", "pcl_negatives",
+                                   "bg_dim", "coco_fold_style"}
+
+
+def variant_of(cfg: dict) -> Variant:
+    """Variant of a run's recorded config; absent keys (older files) take the schema defaults,
+    and `model` counts by the network it builds (pfenet and ntrenet with modules off are one)."""
+    full = {k: cfg.get(k, key.default) for k, key in SCHEMA.items()}
+    values = []
+    for k in variant_keys(full):
+        v = full[k]
+        if k == "model":
+            v = _network(v)
+        values.append((k, tuple(v) if isinstance(v, list) else v))
+    return Variant(tuple(values))
+
+
+def _network(name: str) -> str:
+    try:
+        return get_method(name).network
+    except UserError:
+        return name  # a method this checkout does not know: its own row
+
+
+@dataclass
+class Result:
+    """One results file, reduced to what the tables need."""
+
+    path: Path
+    mtime: float
+    dataset: str
+    backbone: str
+    shot: int
+    split: int
+    variant: Variant
+    miou: float | None
+    fbiou: float | None
+    precision: float | None
+    miou_std: float | None = None
+
+    @property
+    def key(self) -> tuple:
+        return (self.dataset, self.backbone, self.shot, self.split, self.variant)
+
+
+def find_results(root: str | os.PathLike) -> list[Path]:
+    """All results JSON files under root, sorted; UserError when there are none."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"results folder not found: {root}; pass the experiment folder (e.g. exp/pascal)")
+    files = sorted(p for p in root.glob("**/results*.json") if p.is_file())
+    if not files:
+        raise UserError(f"no results*.json under {root}; run test.sh for an experiment first")
+    return files
+
+
+def _get(d: dict, key: str, path: Path, where: str):
+    if not isinstance(d, dict) or key not in d:
+        raise UserError(f"{path}: missing '{where}{key}'; this is not a test.py results file: "
+                        "re-run test.sh for that experiment or move the file out of the folder")
+    return d[key]
+
+
+def _seed_stats(data: dict) -> tuple[dict, dict]:
+    """Across-seed means and stds: test.py's `summary: {metric: {mean, std}}`, or top-level
+    `mean: {metric: v}` / `std: {metric: v}`; empty when the file has a single run."""
+    summary = data.get("summary")
+    if isinstance(summary, dict):
+        stats = {k: v for k, v in summary.items() if isinstance(v, dict)}
+        return ({k: v.get("mean") for k, v in stats.items()}, {k: v.get("std") for k, v in stats.items()})
+    def as_dict(v):
+        return v if isinstance(v, dict) else {}
+    return as_dict(data.get("mean")), as_dict(data.get("std"))
+
+
+def load_result(path: Path) -> Result:
+    """Parse one results file; UserError naming the file when it is malformed."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); re-run test.sh for that experiment "
+                        "or delete the file") from None
+    cfg = _get(data, "config", path, "")
+    met = _get(data, "metrics", path, "")
+    vals = {k: _get(cfg, k, path, "config.") for k in ("dataset", "backbone", "shot", "split")}
+    _get(met, "miou", path, "metrics.")
+    mean, std = _seed_stats(data)
+    single = isinstance(data.get("seeds"), list) and len(data["seeds"]) <= 1
+    try:
+        pick = {k: _opt_float(mean.get(k, met.get(k))) for k in HEADLINE}  # the metric vocabulary
+        return Result(Path(path), os.path.getmtime(path), str(vals["dataset"]), str(vals["backbone"]),
+                      int(vals["shot"]), int(vals["split"]), variant_of(cfg), pick["miou"], pick["fbiou"],
+                      pick["precision"], None if single else _opt_float(std.get("miou")))
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: a value has the wrong type ({e}); re-run test.sh for that experiment "
+                        "or move the file out of the folder") from None
+
+
+def _opt_float(v) -> float | None:
+    return None if v is None else float(v)
+
+
+def dedupe(results: Sequence[Result]) -> list[Result]:
+    """Keep the newest file per (dataset, backbone, shot, split, variant), warning on repeats."""
+    best: dict[tuple, Result] = {}
+    for r in sorted(results, key=lambda r: (r.mtime, str(r.path))):
+        if r.key in best:
+            log.warning("%s and %s hold the same experiment (%s %s %d-shot split %d %s): using the newer %s",
+                        best[r.key].path, r.path, r.dataset, r.backbone, r.shot, r.split,
+                        r.variant.label(), r.path)
+        best[r.key] = r
+    return sorted(best.values(), key=lambda r: r.key[:4] + (r.variant.label(),))
+
+
