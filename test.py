@@ -10,7 +10,6 @@ their counts summed: the same numbers as one process, to the last digit; rank 0 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -29,19 +28,12 @@ from util.engine.distributed import World
 from util.engine.guard import write_atomic
 from util.engine.loop import BASELINES, evaluate
 from util.engine.precision import Precision
-from util.engine.runtime import experiment_dir, run_cli, seed_everything, setup_logging
+from util.engine.runtime import config_args, experiment_dir, run_cli, seed_everything, setup_logging
 from util.errors import UserError
 from util.evaluation.evaluator import Evaluator
 from util.evaluation.metrics import DISPLAY, HEADLINE
 
 log = logging.getLogger("test")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="YAML file under config/<dataset>/")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
-    return p.parse_args(argv)
 
 
 def find_weight(cfg: Config) -> str:
@@ -111,7 +103,7 @@ def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = config_args(argv, __doc__)
     cfg = load_config(args.config, args.opts)
     return distributed.run(run_test, cfg)
 
@@ -133,7 +125,8 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     weight = find_weight(cfg)
     precision = Precision.from_config(cfg, device)  # an impossible amp setting fails before any work
     log_file = os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log")
-    setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING)
+    setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING,
+                  notes=cfg.get("_notes", ()))
     seed_everything(cfg.manual_seed)
     note_protocol(cfg)
     net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too

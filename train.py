@@ -11,7 +11,6 @@ Outputs go to exp/<dataset>/<exp>/{model,result,tb}; `resume FILE` continues a r
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
@@ -28,8 +27,8 @@ from util.engine.distributed import World
 from util.engine.guard import OutputClaim, StopRequest, claim_output_dir
 from util.engine.loop import evaluate
 from util.engine.precision import Precision
-from util.engine.runtime import (enable_determinism, experiment_dir, run_cli, seed_everything, set_rng_state,
-                                 setup_logging)
+from util.engine.runtime import (config_args, enable_determinism, experiment_dir, run_cli, seed_everything,
+                                 set_rng_state, setup_logging)
 from util.engine.tb import EventWriter
 from util.errors import Interrupted, UserError
 from util.evaluation.evaluator import Evaluator
@@ -56,13 +55,6 @@ class NullWriter:
 
     def close(self) -> None:
         pass
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="YAML file under config/<dataset>/")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
-    return p.parse_args(argv)
 
 
 def poly_lr(base_lr: float, it: int, max_it: int, power: float) -> float:
@@ -266,7 +258,7 @@ def validate(run: Run) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = config_args(argv, __doc__)
     cfg = load_config(args.config, args.opts)
     return distributed.run(run_training, cfg)
 
@@ -286,7 +278,7 @@ def run_training(cfg, world: World, device: torch.device) -> int:
 def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim | None,
            precision: Precision) -> int:
     setup_logging(os.path.join(out, "result", "train.log") if world.main else None,
-                  logging.INFO if world.main else logging.WARNING)
+                  logging.INFO if world.main else logging.WARNING, notes=cfg.get("_notes", ()))
     resumed = load_training_state(cfg.resume, cfg) if cfg.resume else None
     if resumed is not None and resumed["epoch"] >= cfg.epochs:
         log.warning("nothing to do: %s has already trained %d epoch(s), and epochs is %d; raise `epochs` to "
