@@ -26,7 +26,7 @@ from util.engine import distributed
 from util.engine.checkpoint import fold_mismatch
 from util.engine.distributed import World
 from util.engine.guard import write_atomic
-from util.engine.loop import BASELINES, evaluate
+from util.engine.loop import BASELINES, below_trivial, evaluate
 from util.engine.precision import Precision
 from util.engine.runtime import config_args, experiment_dir, run_cli, seed_everything, setup_logging
 from util.errors import UserError
@@ -47,12 +47,13 @@ def find_weight(cfg: Config) -> str:
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Mean and standard deviation over seeds of the headline numbers (None if unscored)."""
+    """Mean and standard deviation over seeds of the headline numbers (None if unscored; the
+    standard deviation is None for one seed: there is no spread to report)."""
     out = {}
     for k in HEADLINE:
         vals = [r[k] for r in runs if r[k] is not None]
         out[k] = {"mean": statistics.fmean(vals) if vals else None,
-                  "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0}
+                  "std": statistics.pstdev(vals) if len(vals) > 1 else None}
     return out
 
 
@@ -60,11 +61,16 @@ def fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
 
+def fmt_spread(stat: dict) -> str:
+    """`mean ± std` over seeds, the mean alone for one seed."""
+    return fmt(stat["mean"]) + ("" if stat["std"] is None else f" ± {stat['std']:.2f}")
+
+
 def markdown(cfg: Config, weight: str, runs: list[dict], summary: dict, base: dict) -> str:
     head = (f"# {cfg.dataset} fold {cfg.split}, {cfg.backbone}, {cfg.shot}-shot\n\n"
             f"checkpoint `{weight}`, {runs[0]['episodes']} episodes x {len(runs)} seed(s)\n\n"
             "| metric | value |\n|---|---|\n")
-    rows = [f"| {k} | {fmt(v['mean'])} ± {v['std']:.2f} |" for k, v in summary.items()]
+    rows = [f"| {k} | {fmt_spread(v)} |" for k, v in summary.items()]
     rows += [f"| {name} mIoU (trivial) | {fmt(m['miou'])} |" for name, m in base.items()]
     per = ["", "| class | id | IoU | episodes |", "|---|---|---|---|"]
     per += [f"| {c['name']} | {c['id']} | {fmt(c['iou'])} | {c['episodes']} |" for c in runs[0]["per_class"]]
@@ -144,9 +150,11 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     stem = write_results(cfg, weight, runs, base, images)
     summary = summarise(runs)
     log.info("%d-shot fold %d: %s", cfg.shot, cfg.split,
-             ", ".join(f"{DISPLAY[k]} {fmt(summary[k]['mean'])} ± {summary[k]['std']:.2f}" for k in HEADLINE))
+             ", ".join(f"{DISPLAY[k]} {fmt_spread(summary[k])}" for k in HEADLINE))
     for name, m in base.items():
         log.info("trivial predictor %s: mIoU %s FB-IoU %s", name, fmt(m["miou"]), fmt(m["fbiou"]))
+    if (verdict := below_trivial(summary["miou"]["mean"], base)) is not None:
+        log.warning(verdict)
     log.info("results written to %s.json and .md", stem)
     return 0
 
