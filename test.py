@@ -126,11 +126,20 @@ def note_protocol(cfg: Config) -> list[str]:
     return diffs
 
 
+def test_log_path(cfg: Config, weight: str) -> str:
+    """The run's result/test_shot<K>.log; beside the results (next to the checkpoint) when an
+    outside checkpoint is tested (`weight FILE` without `save_path`), so no folder of another
+    run is created."""
+    if cfg.weight and not cfg.save_path:
+        return os.path.join(os.path.dirname(os.path.abspath(weight)), f"results_shot{cfg.shot}.log")
+    return os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log")
+
+
 def run_test(cfg: Config, world: World, device: torch.device) -> int:
     """Score the checkpoint on this process's share of the episodes; rank 0 writes the results."""
     weight = find_weight(cfg)
     precision = Precision.from_config(cfg, device)  # an impossible amp setting fails before any work
-    log_file = os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log")
+    log_file = test_log_path(cfg, weight)
     setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING,
                   notes=cfg.get("_notes", ()))
     seed_everything(cfg.manual_seed)
