@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,7 @@ def test_check_catches_broken_commands():
 
 def activated_env(home: Path) -> dict:
     """A fresh shell after `source .venv/bin/activate`: the venv first on PATH, nothing else."""
-    venv = ROOT / ".venv"
+    venv = Path(sys.prefix)  # the environment running the suite: .venv under `make test`
     return {"PATH": f"{venv}/bin:/usr/bin:/bin", "VIRTUAL_ENV": str(venv), "HOME": str(home),
             "LANG": "C.UTF-8"}
 
