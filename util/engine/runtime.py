@@ -8,10 +8,9 @@ import random
 import sys
 from typing import Callable, Sequence
 
-from tqdm import tqdm
-
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from util.errors import UserError
 
