@@ -5,7 +5,12 @@ cd "$(dirname "$0")"
 PY=${1:-.venv/bin/python}
 CFG=config/toy/toy_split0_vgg.yaml
 OUT=exp/toy/demo
-rm -rf "$OUT"
+if [ -e "$OUT" ]; then  # keep the previous demo: renamed after the time of its last change
+  KEPT=${OUT}_$(date -u -r "$OUT" +%Y%m%d-%H%M%S)
+  while [ -e "$KEPT" ]; do KEPT=${KEPT}x; done
+  mv "$OUT" "$KEPT"
+  echo "previous demo results moved to $KEPT (make clean-demo removes every demo folder)"
+fi
 $PY train.py --config "$CFG" save_path "$OUT" device cpu
 $PY test.py --config "$CFG" save_path "$OUT" device cpu baselines true vis 4
 echo

@@ -116,8 +116,8 @@ def to_original(logits: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging()
     cfg = load_config(args.config, list(args.opts) + ["shot", str(len(args.support)), "pretrained", "false"])
+    setup_logging(notes=cfg.get("_notes", ()))
     plan = plan_outputs(args)
     device = resolve_device(cfg.device)
     net = build_model(cfg).to(device).eval()

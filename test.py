@@ -10,7 +10,6 @@ their counts summed: the same numbers as one process, to the last digit; rank 0 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -27,21 +26,14 @@ from util.engine import distributed
 from util.engine.checkpoint import fold_mismatch
 from util.engine.distributed import World
 from util.engine.guard import write_atomic
-from util.engine.loop import BASELINES, evaluate
+from util.engine.loop import BASELINES, below_trivial, evaluate
 from util.engine.precision import Precision
-from util.engine.runtime import experiment_dir, run_cli, seed_everything, setup_logging
+from util.engine.runtime import config_args, experiment_dir, run_cli, seed_everything, setup_logging
 from util.errors import UserError
 from util.evaluation.evaluator import Evaluator
 from util.evaluation.metrics import DISPLAY, HEADLINE
 
 log = logging.getLogger("test")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="YAML file under config/<dataset>/")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
-    return p.parse_args(argv)
 
 
 def find_weight(cfg: Config) -> str:
@@ -55,12 +47,13 @@ def find_weight(cfg: Config) -> str:
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Mean and standard deviation over seeds of the headline numbers (None if unscored)."""
+    """Mean and standard deviation over seeds of the headline numbers (None if unscored; the
+    standard deviation is None for one seed: there is no spread to report)."""
     out = {}
     for k in HEADLINE:
         vals = [r[k] for r in runs if r[k] is not None]
         out[k] = {"mean": statistics.fmean(vals) if vals else None,
-                  "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0}
+                  "std": statistics.pstdev(vals) if len(vals) > 1 else None}
     return out
 
 
@@ -68,11 +61,16 @@ def fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
 
+def fmt_spread(stat: dict) -> str:
+    """`mean ± std` over seeds, the mean alone for one seed."""
+    return fmt(stat["mean"]) + ("" if stat["std"] is None else f" ± {stat['std']:.2f}")
+
+
 def markdown(cfg: Config, weight: str, runs: list[dict], summary: dict, base: dict) -> str:
     head = (f"# {cfg.dataset} fold {cfg.split}, {cfg.backbone}, {cfg.shot}-shot\n\n"
             f"checkpoint `{weight}`, {runs[0]['episodes']} episodes x {len(runs)} seed(s)\n\n"
             "| metric | value |\n|---|---|\n")
-    rows = [f"| {k} | {fmt(v['mean'])} ± {v['std']:.2f} |" for k, v in summary.items()]
+    rows = [f"| {k} | {fmt_spread(v)} |" for k, v in summary.items()]
     rows += [f"| {name} mIoU (trivial) | {fmt(m['miou'])} |" for name, m in base.items()]
     per = ["", "| class | id | IoU | episodes |", "|---|---|---|---|"]
     per += [f"| {c['name']} | {c['id']} | {fmt(c['iou'])} | {c['episodes']} |" for c in runs[0]["per_class"]]
@@ -111,7 +109,7 @@ def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = config_args(argv, __doc__)
     cfg = load_config(args.config, args.opts)
     return distributed.run(run_test, cfg)
 
@@ -128,12 +126,22 @@ def note_protocol(cfg: Config) -> list[str]:
     return diffs
 
 
+def test_log_path(cfg: Config, weight: str) -> str:
+    """The run's result/test_shot<K>.log; beside the results (next to the checkpoint) when an
+    outside checkpoint is tested (`weight FILE` without `save_path`), so no folder of another
+    run is created."""
+    if cfg.weight and not cfg.save_path:
+        return os.path.join(os.path.dirname(os.path.abspath(weight)), f"results_shot{cfg.shot}.log")
+    return os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log")
+
+
 def run_test(cfg: Config, world: World, device: torch.device) -> int:
     """Score the checkpoint on this process's share of the episodes; rank 0 writes the results."""
     weight = find_weight(cfg)
     precision = Precision.from_config(cfg, device)  # an impossible amp setting fails before any work
-    log_file = os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log")
-    setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING)
+    log_file = test_log_path(cfg, weight)
+    setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING,
+                  notes=cfg.get("_notes", ()))
     seed_everything(cfg.manual_seed)
     note_protocol(cfg)
     net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too
@@ -151,9 +159,11 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     stem = write_results(cfg, weight, runs, base, images)
     summary = summarise(runs)
     log.info("%d-shot fold %d: %s", cfg.shot, cfg.split,
-             ", ".join(f"{DISPLAY[k]} {fmt(summary[k]['mean'])} ± {summary[k]['std']:.2f}" for k in HEADLINE))
+             ", ".join(f"{DISPLAY[k]} {fmt_spread(summary[k])}" for k in HEADLINE))
     for name, m in base.items():
         log.info("trivial predictor %s: mIoU %s FB-IoU %s", name, fmt(m["miou"]), fmt(m["fbiou"]))
+    if (verdict := below_trivial(summary["miou"]["mean"], base)) is not None:
+        log.warning(verdict)
     log.info("results written to %s.json and .md", stem)
     return 0
 

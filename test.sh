@@ -10,5 +10,5 @@ cd "$(dirname "$0")"
 source scripts/common.sh
 resolve "$@"
 shift 2
-mkdir -p "$EXP_DIR/result"
-launch test.py --config "$CONFIG" "$@" 2>&1 | tee -a "$EXP_DIR/result/test.sh.log"
+# test.py writes its log (result/test_shot<K>.log) into the run's folder (or `save_path`).
+launch test.py --config "$CONFIG" "$@"

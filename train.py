@@ -11,7 +11,6 @@ Outputs go to exp/<dataset>/<exp>/{model,result,tb}; `resume FILE` continues a r
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
@@ -26,10 +25,10 @@ from util.engine import distributed
 from util.engine.checkpoint import load_training_state, save_checkpoint
 from util.engine.distributed import World
 from util.engine.guard import OutputClaim, StopRequest, claim_output_dir
-from util.engine.loop import evaluate
+from util.engine.loop import BASELINES, below_trivial, evaluate
 from util.engine.precision import Precision
-from util.engine.runtime import (enable_determinism, experiment_dir, run_cli, seed_everything, set_rng_state,
-                                 setup_logging)
+from util.engine.runtime import (config_args, enable_determinism, experiment_dir, run_cli, seed_everything,
+                                 set_rng_state, setup_logging)
 from util.engine.tb import EventWriter
 from util.errors import Interrupted, UserError
 from util.evaluation.evaluator import Evaluator
@@ -37,7 +36,7 @@ from util.evaluation.metrics import DISPLAY, HEADLINE
 from util.evaluation.vis import panel
 
 log = logging.getLogger("train")
-LOSS_TERMS = ("main", "ini", "fem", "bg", "pcl", "total")  # always logged; other terms the model returns too
+LOSS_TERMS = ("main", "ini", "fem", "bg", "pcl", "total")  # always logged; another term (scnet) when switched on
 STOP = "_stop"  # all-reduced with the loss terms: Ctrl-C on any rank stops every rank at the same step
 RANK_SEED_STRIDE = 1_000_003  # rank r > 0 seeds dropout/bank sampling with seed + epoch + r * stride
 
@@ -56,13 +55,6 @@ class NullWriter:
 
     def close(self) -> None:
         pass
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="YAML file under config/<dataset>/")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
-    return p.parse_args(argv)
 
 
 def poly_lr(base_lr: float, it: int, max_it: int, power: float) -> float:
@@ -232,7 +224,7 @@ def train_epoch(run: Run) -> None:
     for batch in bar:
         terms = train_step(run, batch)
         run.step_in_epoch += 1
-        names = [k for k in terms if k != "lr"]
+        names = [k for k in terms if k != "lr" and (k in LOSS_TERMS or cfg.get(f"use_{k}", True))]
         bar.set_postfix(loss=f"{terms['total']:.3f}", lr=f"{terms['lr']:.2e}")
         if run.iteration % cfg.print_freq == 0:
             log.info("epoch %d iter %d/%d %s", run.epoch + 1, run.iteration, run.max_iter,
@@ -253,20 +245,27 @@ def train_epoch(run: Run) -> None:
     distributed.average_bn_statistics(run.net)  # before validation and checkpoints
 
 
-def validate(run: Run) -> float:
+def validate(run: Run, last: bool = False) -> float:
+    """Validation mIoU; the last validation also scores the trivial predictors and says so when
+    the model does not beat them."""
     ev = Evaluator.from_config(run.cfg)
-    metrics, _, images = evaluate(run.net, run.val_loader, ev, run.precision, panels=1, desc="validate")
+    baselines = ({n: Evaluator.from_config(run.cfg) for n in BASELINES}
+                 if last and hasattr(run.net, "predict_maps") else None)
+    metrics, base, images = evaluate(run.net, run.val_loader, ev, run.precision, baselines=baselines, panels=1,
+                                     desc="validate")
     metrics = {k: math.nan if v is None else v for k, v in metrics.items()}
     for k in HEADLINE:
         run.writer.add_scalar(f"val/{k}", metrics[k], run.iteration)
     for img in images:
         run.writer.add_image("val/panel", img, run.iteration, dataformats="HWC")
     log.info("validation epoch %d: %s", run.epoch, " ".join(f"{DISPLAY[k]} {metrics[k]:.2f}" for k in HEADLINE))
+    if (verdict := below_trivial(None if math.isnan(metrics["miou"]) else metrics["miou"], base)) is not None:
+        log.warning("validation %s", verdict)
     return metrics["miou"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = config_args(argv, __doc__)
     cfg = load_config(args.config, args.opts)
     return distributed.run(run_training, cfg)
 
@@ -286,7 +285,7 @@ def run_training(cfg, world: World, device: torch.device) -> int:
 def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim | None,
            precision: Precision) -> int:
     setup_logging(os.path.join(out, "result", "train.log") if world.main else None,
-                  logging.INFO if world.main else logging.WARNING)
+                  logging.INFO if world.main else logging.WARNING, notes=cfg.get("_notes", ()))
     resumed = load_training_state(cfg.resume, cfg) if cfg.resume else None
     if resumed is not None and resumed["epoch"] >= cfg.epochs:
         log.warning("nothing to do: %s has already trained %d epoch(s), and epochs is %d; raise `epochs` to "
@@ -307,7 +306,7 @@ def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim
             train_epoch(run)
             run.epoch += 1
             if cfg.val_every and run.epoch % cfg.val_every == 0:
-                miou = validate(run)
+                miou = validate(run, last=run.epoch == cfg.epochs)
                 if not math.isnan(miou) and miou > run.best:
                     run.best = miou
                     run.save("best.pth")

@@ -12,6 +12,6 @@ cd "$(dirname "$0")"
 source scripts/common.sh
 resolve "$@"
 shift 2
-mkdir -p "$EXP_DIR/result"
-cp "$CONFIG" "$EXP_DIR/result/"
-launch train.py --config "$CONFIG" "$@" 2>&1 | tee -a "$EXP_DIR/result/train.sh.log"
+# train.py writes the effective config and the log (result/config.yaml, result/train.log) into the
+# run's folder: exp/DATASET/EXP[_Kshot], or `save_path` when the config or the command line sets one.
+launch train.py --config "$CONFIG" "$@"

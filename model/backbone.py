@@ -165,5 +165,5 @@ def build_backbone(arch: str, *, pretrained: bool, initmodel_dir: str, bn_mode: 
     if pretrained:
         load_backbone_weights(backbone, os.path.join(initmodel_dir, WEIGHT_FILES[arch]))
     else:
-        log.info("%s backbone randomly initialised (pretrained false)", arch)
+        log.info("%s backbone randomly initialised (pretrained false; replaced if a checkpoint is loaded)", arch)
     return backbone

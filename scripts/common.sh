@@ -1,4 +1,5 @@
-# Shared by train.sh / test.sh / scripts/run_folds.sh: find the config and experiment folder.
+# Shared by train.sh / test.sh / scripts/run_folds.sh: find the config (the Python side picks the
+# run's folder, exp/DATASET/EXP[_Kshot] or `save_path`, and writes its logs there).
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 
 resolve() {
@@ -17,12 +18,6 @@ resolve() {
     echo "error: no config $CONFIG: experiments for $DATASET are: $(ls config/$DATASET | grep _split | sed "s/^${DATASET}_//; s/.yaml$//" | tr '\n' ' ')" >&2
     exit 2
   fi
-  local shot=1 args=("${@:3}") i
-  for ((i = 0; i + 1 < ${#args[@]}; i += 2)); do
-    [ "${args[i]}" = shot ] && shot=${args[i+1]}
-  done
-  EXP_DIR=exp/$DATASET/$EXP
-  [ "$shot" != 1 ] && EXP_DIR=${EXP_DIR}_${shot}shot
   return 0
 }
 

@@ -8,6 +8,8 @@ import torch
 
 from util.prepare.toy import generate_toy
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _two_threads():
@@ -50,3 +52,29 @@ def read_events(folder: str) -> list[tuple[str, int, float]]:
                 out = [e for e in out if e[1] < ev.step]
             out += [(v.tag, ev.step, v.simple_value) for v in ev.summary.value]
     return out
+
+
+def _tree_state(root: str) -> set[str] | None:
+    """Untracked and ignored entries under the folders a run may write (None outside git)."""
+    import subprocess
+    r = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all", "--", "exp", "lists",
+                        "data", "initmodel"], cwd=root, capture_output=True, text=True)
+    return set(r.stdout.splitlines()) if r.returncode == 0 else None
+
+
+def pytest_sessionstart(session):
+    session.config._tree_before = _tree_state(ROOT)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The suite writes only under temporary folders: anything new under exp/, lists/, data/ or
+    initmodel/ of the working tree fails the run, named."""
+    before = getattr(session.config, "_tree_before", None)
+    after = _tree_state(ROOT)
+    if before is None or after is None:
+        return
+    if left := sorted(after - before):
+        session.config.get_terminal_writer().line(
+            "the test suite left files in the working tree (write them under tmp_path):\n  " + "\n  ".join(left),
+            red=True)
+        session.exitstatus = 1

@@ -57,6 +57,9 @@ def test_training_outputs(trained):
     expected = {f"loss/{k}" for k in train.LOSS_TERMS} | {"lr", "val/miou", "val/fbiou", "val/precision",
                                                          "train/panel", "val/panel"}
     assert expected <= tags
+    assert "loss/scnet" not in tags  # the branch is off: no constant-zero curve
+    log = (out / "result/train.log").read_text()
+    assert "\r" not in log and "scnet" not in log
     assert sorted(losses(str(out / "tb"))) == [1, 2, 3, 4]
 
 

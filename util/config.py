@@ -2,7 +2,8 @@
 
 YAML files hold flat `key: value` pairs; a file may name a `base:` file (relative to
 itself) whose values it extends, so fold files hold only what differs. Command-line
-overrides are `key value` pairs (PFENet convention), parsed as YAML scalars.
+overrides are `key value` pairs (PFENet convention), parsed as YAML scalars. PFENet's,
+the released NTRENet's and BAM's sectioned files are read as they are (util/compat.py).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import yaml
 
+from util.compat import flatten, foreign_hint, is_sectioned, normalise_overrides
 from util.errors import UserError
 from util.engine.guard import write_atomic
 from util.textfile import read_utf8
@@ -233,6 +235,8 @@ class Config(dict):
 
 
 def _suggest(name: str) -> str:
+    if hint := foreign_hint(name):
+        return hint
     close = difflib.get_close_matches(name, SCHEMA.keys(), n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -301,9 +305,10 @@ def _parse_yaml(path: str) -> Any:
                           "fix that line (flat 'key: value' pairs)") from None
 
 
-def _read_yaml(path: str, chain: tuple[str, ...] = ()) -> dict:
+def _read_yaml(path: str, chain: tuple[str, ...] = (), notes: list[str] | None = None) -> dict:
     """`key -> (value, file)` of one file over its `base:` files; `chain` holds the real
-    paths of the files that named this one, so a loop is reported instead of recursing."""
+    paths of the files that named this one, so a loop is reported instead of recursing.
+    A sectioned (PFENet/BAM) file is flattened; what that maps or drops is added to `notes`."""
     real = os.path.realpath(path)
     if real in chain:
         loop = " -> ".join(os.path.basename(p) for p in chain[chain.index(real):] + (real,))
@@ -319,6 +324,10 @@ def _read_yaml(path: str, chain: tuple[str, ...] = ()) -> dict:
         raise ConfigError(f"config {path} holds a YAML {type(data).__name__}, not a mapping: "
                           "write one 'key: value' pair per line")
     base = data.pop("base", None)
+    if is_sectioned(data, SCHEMA):
+        data, mapped = flatten(data, path, SCHEMA)
+        if notes is not None:
+            notes += mapped
     merged: dict = {}
     if base is not None:
         if not isinstance(base, str) or not base:
@@ -327,14 +336,16 @@ def _read_yaml(path: str, chain: tuple[str, ...] = ()) -> dict:
         if not os.path.isfile(base_path):
             raise ConfigError(f"config {path}: base file '{base}' not found (looked for {base_path}; "
                               "a base path is relative to the file that names it)")
-        merged = _read_yaml(base_path, chain + (real,))
+        merged = _read_yaml(base_path, chain + (real,), notes)
     for k, v in data.items():
         merged[k] = (v, path)
     return merged
 
 
 def parse_overrides(pairs: Sequence[str]) -> list[tuple[str, Any]]:
-    """`['shot', '5', 'base_lr', '0.01']` -> [('shot', 5), ('base_lr', 0.01)]."""
+    """`['shot', '5', 'base_lr', '0.01']` -> [('shot', 5), ('base_lr', 0.01)]; `k=v` tokens and
+    `--cfg-options` are read as pairs too."""
+    pairs = normalise_overrides(pairs)
     if len(pairs) % 2:
         raise ConfigError(f"overrides come in 'key value' pairs; '{pairs[-1]}' has no value")
     out = []
@@ -347,14 +358,17 @@ def parse_overrides(pairs: Sequence[str]) -> list[tuple[str, Any]]:
 
 
 def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Config:
-    """Schema defaults <- YAML file (and its bases) <- `key value` overrides."""
+    """Schema defaults <- YAML file (and its bases) <- `key value` overrides. `cfg._notes`
+    (files only) lists what was read from another framework's form (to be logged once the log is set up)."""
     cfg = Config({k: key.default for k, key in SCHEMA.items()})
     explicit: dict[str, str] = {}
+    notes: list[str] = []
     if path:
-        for k, (v, origin) in _read_yaml(path).items():
+        for k, (v, origin) in _read_yaml(path, notes=notes).items():
             dict.__setitem__(cfg, k, coerce(k, v, origin))
             explicit[k] = origin
         dict.__setitem__(cfg, "_config_path", path)
+        dict.__setitem__(cfg, "_notes", notes)
     for k, v in parse_overrides(list(overrides or [])):
         dict.__setitem__(cfg, k, coerce(k, v, "command line"))
         explicit[k] = "command line"

@@ -1,14 +1,16 @@
 """Process-level plumbing shared by the CLIs: device, seeds, logging, experiment folders."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import random
 import sys
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from util.errors import UserError
 
@@ -76,14 +78,48 @@ def experiment_dir(cfg) -> str:
     return os.path.join("exp", cfg.dataset, name + (f"_{cfg.shot}shot" if cfg.shot != 1 else ""))
 
 
-def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> None:
-    """Console plus an optional per-run log file; called by CLIs only, never on import."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+def config_args(argv: list[str] | None, doc: str) -> argparse.Namespace:
+    """`--config FILE [key value ...]` of train.py and test.py. Everything but `--config FILE`
+    is an override, in order, so other frameworks' forms (`--cfg-options k=v`, `--fold 1`)
+    reach util.config, which accepts or answers them with this project's form."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="YAML file under config/<dataset>/ (or a PFENet/BAM file)")
+    p.add_argument("opts", nargs="*", help="config overrides as `key value` pairs")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    at = [i for i, a in enumerate(argv) if a == "--config" or a.startswith("--config=")]
+    if {"-h", "--help"} & set(argv) or not at or (argv[at[0]] == "--config" and at[0] + 1 == len(argv)):
+        return p.parse_args(argv)  # help, or argparse's usage error
+    i = at[0]
+    if argv[i] == "--config":
+        config, rest = argv[i + 1], argv[:i] + argv[i + 2:]
+    else:
+        config, rest = argv[i].split("=", 1)[1], argv[:i] + argv[i + 1:]
+    return argparse.Namespace(config=config, opts=rest)
+
+
+class _TqdmHandler(logging.StreamHandler):
+    """Console lines printed through tqdm.write: a progress bar is cleared first and redrawn
+    below, so a bar and a log line never share a line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # logging's contract: a failing handler reports, never raises
+            self.handleError(record)
+
+
+def setup_logging(log_file: str | None = None, level: int = logging.INFO, notes: Sequence[str] = ()) -> None:
+    """Console plus an optional per-run log file; called by CLIs only, never on import. `notes`
+    (what the config loader mapped from another framework's form) are logged once, first."""
+    handlers: list[logging.Handler] = [_TqdmHandler(sys.stdout)]
     if log_file:
         os.makedirs(os.path.dirname(log_file) or ".", exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
+    logging.captureWarnings(True)  # library warnings reach the run's log file too
+    for note in notes:
+        log.info("config: %s", note)
 
 
 def run_cli(main: Callable[[list[str] | None], int]) -> None:
