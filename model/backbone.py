@@ -88,12 +88,17 @@ class Backbone(nn.Module):
         images = torch.cat([query, supports.transpose(0, 1).flatten(0, 1)])  # [(1+K)B,3,H,W]
         # One call when BN is frozen; else query batch, then each shot's batch (as released).
         groups = 1 if self.bn_mode == "frozen" else 1 + k
-        l3, mid = (torch.cat(t) for t in zip(*[self._layer3(x) for x in images.chunk(groups)]))
+        l3, mid = (_cat(t) for t in zip(*[self._layer3(x) for x in images.chunk(groups)]))
         mask = resize(support_fg, l3.shape[-2:])                               # [B,K,h,w]
         gate = torch.cat([torch.ones_like(l3[:b, :1]), mask.transpose(0, 1).flatten(0, 1)[:, None]])
-        high = torch.cat([self._run(self.layer4, x) for x in (l3 * gate).chunk(groups)])  # [(1+K)B,Ch,h,w]
+        high = _cat([self._run(self.layer4, x) for x in (l3 * gate).chunk(groups)])  # [(1+K)B,Ch,h,w]
         mid, high = (t.unflatten(0, (1 + k, b)).transpose(0, 1) for t in (mid, high))  # [B,1+K,C,h,w]
         return Features(mid[:, 0], high[:, 0], mid[:, 1:], high[:, 1:], mask)
+
+
+def _cat(tensors) -> Tensor:
+    """torch.cat without the copy when there is one tensor (frozen BN: one batched call)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors))
 
 
 def vgg_layers() -> list[nn.Module]:

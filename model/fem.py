@@ -4,6 +4,9 @@ Several pooled scales ("bins") of the merged query feature are refined top-down 
 also sees the previous, larger one), each with its own auxiliary head, then fused at the
 feature size into the final logits. Bins > 1 are square sizes (PASCAL 60/30/15/8 at 473
 input); bins <= 1.0 are fractions of the feature size (COCO 1.0/0.5/0.25/0.125).
+With `cap_bins` a bin larger than the feature map runs at the feature size instead of on a
+pooled-up copy (at 241 x 241 the 60-bin's convs would otherwise run on 60 x 60 from 31 x 31):
+fewer FLOPs, different numbers (docs/speed.md).
 """
 from __future__ import annotations
 
@@ -17,11 +20,11 @@ from model.blocks import conv_relu, refine_block, resize, seg_head
 
 
 class FEM(nn.Module):
-    def __init__(self, *, feat_dim: int, bins: Sequence[float]) -> None:
+    def __init__(self, *, feat_dim: int, bins: Sequence[float], cap_bins: bool = False) -> None:
         super().__init__()
         if not bins or any(b <= 0 for b in bins):
             raise ValueError(f"FEM bins must be a non-empty list of positive numbers, got {list(bins)}")
-        self.bins = tuple(bins)
+        self.bins, self.cap_bins = tuple(bins), cap_bins
         n = len(self.bins)
         self.merge_prev = nn.ModuleList(conv_relu(2 * feat_dim, feat_dim) for _ in range(n - 1))
         self.refine = nn.ModuleList(refine_block(feat_dim) for _ in range(n))
@@ -39,6 +42,8 @@ class FEM(nn.Module):
         b = self.bins[idx]
         if b <= 1.0:
             return max(1, int(size[0] * b)), max(1, int(size[1] * b))
+        if self.cap_bins:
+            return min(int(b), int(size[0])), min(int(b), int(size[1]))
         return int(b), int(b)
 
     def pool(self, x: Tensor, idx: int) -> Tensor:

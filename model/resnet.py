@@ -7,6 +7,7 @@ them), so layer3 and layer4 keep the 1/8 resolution of layer2.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from model.fold import conv_bn, run_sequential
@@ -46,7 +47,9 @@ class Bottleneck(nn.Module):
         out = self.relu(conv_bn(self.conv2, self.bn2, out, fold))
         out = conv_bn(self.conv3, self.bn3, out, fold)
         shortcut = x if self.downsample is None else run_sequential(self.downsample, x, fold)
-        return self.relu(out + shortcut)
+        if torch.is_grad_enabled() and (out.requires_grad or shortcut.requires_grad):
+            return self.relu(out + shortcut)
+        return out.add_(shortcut).relu_()  # frozen encoder under no_grad: no extra activation map
 
 
 def _stage(in_ch: int, planes: int, blocks: int, *, stride: int, dilation: int) -> nn.Sequential:

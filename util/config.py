@@ -112,6 +112,10 @@ SCHEMA: dict[str, Key] = {
     "reduce_dim": Key(int, 256, "channels after the 1x1 reduction of mid-level features", check=_positive),
     "ppm_scales": Key((list, float), [60, 30, 15, 8], "FEM bins: sizes (>1) or fractions (<=1) of the feature size",
                       check=_bins),
+    "cap_bins": Key(bool, False, "FEM bins larger than the feature map run at the feature size (fewer FLOPs "
+                    "at inputs under 473; changes the numbers; docs/speed.md)", variant=True),
+    "prior_foreground_only": Key(bool, False, "prior mask compares query pixels with foreground support pixels "
+                                 "only (same prior up to rounding, fewer FLOPs; docs/speed.md)"),
     "feature_dropout": Key(float, 0.5, "Dropout2d after the 1x1 reductions of Xq, Xs and BGMM's input (released 0.5)",
                            check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
     "use_bgem": Key(bool, True, "BG mining + eliminating modules (Table 3)", variant=True),
@@ -180,8 +184,9 @@ SCHEMA: dict[str, Key] = {
                         ("stop", "skip")),
     "deterministic": Key(bool, False, "torch.use_deterministic_algorithms (CUDA: slower, see docs/reliability.md)"),
     "device": Key(str, "auto", "auto, cpu, cuda or cuda:N"),
-    "amp": Key(str, "off", "mixed precision: bf16 autocast (CPU/CUDA) or fp16 autocast + GradScaler "
-               "(CUDA only); losses and metrics stay fp32", ("off", "bf16", "fp16")),
+    "amp": Key(str, "auto", "mixed precision: auto = bf16 where it is native (CUDA with bf16, CPUs with "
+               "avx512_bf16/AMX), fp32 otherwise; bf16 autocast (CPU/CUDA) or fp16 autocast + GradScaler "
+               "(CUDA only); losses and metrics stay fp32", ("auto", "off", "bf16", "fp16")),
     "channels_last": Key(bool, False, "NHWC memory format for the model and query images (faster "
                          "convs on many CPUs/GPUs; same numbers up to rounding)"),
     # --- evaluation -----------------------------------------------------------------

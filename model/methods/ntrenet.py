@@ -53,7 +53,8 @@ class NTRENet(nn.Module):
                  pcl_bank_size: int = 2000, pcl_samples: int = 1000, pcl_temperature: float = 1.0,
                  num_train_classes: int = 15, zoom_factor: int = 8, ignore_label: int = 255,
                  use_scnet: bool = False, scnet_clusters: int = 3, scnet_prior: str = "region",
-                 feature_dropout: float = 0.5, loss_weights: LossWeights = LossWeights()) -> None:
+                 feature_dropout: float = 0.5, loss_weights: LossWeights = LossWeights(),
+                 cap_bins: bool = False, prior_foreground_only: bool = False) -> None:
         super().__init__()
         c, n = reduce_dim, len(bins)
         self.backbone = backbone
@@ -65,7 +66,8 @@ class NTRENet(nn.Module):
         self.bgem = BGEM(feat_dim=c, bg_dim=bg_dim, num_bins=n) if use_bgem else None
         self.fm = FeatureMatching(feat_dim=c, num_bins=n, with_initial_head=use_doem)
         self.doem = DOEM(feat_dim=c, num_bins=n, pooling=do_pooling) if use_doem else None
-        self.fem = FEM(feat_dim=c, bins=bins)
+        self.fem = FEM(feat_dim=c, bins=bins, cap_bins=cap_bins)
+        self.prior_foreground_only = prior_foreground_only
         self.pcl = PCL(num_classes=num_train_classes, dim=c, bank_size=pcl_bank_size, samples=pcl_samples,
                        temperature=pcl_temperature, negatives=pcl_negatives, region=pcl_negative_region,
                        positive=pcl_positive) if use_pcl else None
@@ -116,7 +118,8 @@ class NTRENet(nn.Module):
         xs = self.reduce_support(feats.support_mid.flatten(0, 1))              # [BK,C,h,w]
         protos = masked_average_pooling(xs, feats.support_mask.flatten(0, 1)[:, None])  # [BK,C,1,1]
         proto = protos.unflatten(0, (b, k)).mean(dim=1)                        # [B,C,1,1] K-shot mean
-        prior = prior_mask(feats.query_high, feats.support_high, feats.support_mask)  # [B,1,h,w]
+        prior = prior_mask(feats.query_high, feats.support_high, feats.support_mask,
+                           foreground_only=self.prior_foreground_only)         # [B,1,h,w]
         bg_query = self.bgmm(xq) if self.bgmm is not None else None            # eq. 1, [B,2,h,w]
         logits, fem_heads, ini_heads, do_masks = self._pyramid(xq, proto, prior, bg_query)
         return _Pass(logits, fem_heads, ini_heads, do_masks, prior, bg_query, xq,
@@ -245,7 +248,7 @@ def build(cfg, num_train_classes: int) -> NTRENet:
         pcl_bank_size=cfg.pcl_bank_size, pcl_samples=cfg.pcl_samples, pcl_temperature=cfg.pcl_temperature,
         num_train_classes=num_train_classes, zoom_factor=cfg.zoom_factor, ignore_label=cfg.ignore_label,
         use_scnet=cfg.use_scnet, scnet_clusters=cfg.scnet_clusters, scnet_prior=cfg.scnet_prior,
-        feature_dropout=cfg.feature_dropout,
+        feature_dropout=cfg.feature_dropout, cap_bins=cfg.cap_bins, prior_foreground_only=cfg.prior_foreground_only,
         loss_weights=LossWeights(ini=cfg.loss_ini, fem=cfg.loss_fem, bg=cfg.loss_bg, pcl=cfg.loss_pcl,
                                  scnet=cfg.scnet_lambda if cfg.use_scnet else 0.0),
     )

@@ -1,28 +1,98 @@
 """How the forward pass runs: autocast dtype (`amp`) and memory format (`channels_last`),
 resolved and checked once per run for its device, then handed to the training step, the
-evaluation loop and the benchmarks (docs/speed.md)."""
+evaluation loop and the benchmarks (docs/speed.md).
+
+`amp auto` (the default) takes bf16 only where it is fast: on CUDA with bf16 support and on
+CPUs with native bf16 instructions (avx512_bf16 or AMX). Elsewhere the CPU's bf16
+convolutions fall back to slow kernels (5-11x slower than fp32 on an AVX-512 CPU without
+avx512_bf16, docs/speed.md), so auto runs fp32 and an explicit `amp bf16` warns.
+"""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, field
 from typing import ContextManager
 
 import torch
+import torch.nn.functional as F
 
 from util.config import ConfigError
 
+log = logging.getLogger(__name__)
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs with fast bf16 kernels
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether bf16 autocast is fast on `device`, and why (the reason `amp auto` logs)."""
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, f"{device} {'supports' if ok else 'does not support'} bf16"
+    if device.type != "cpu":
+        return False, f"no bf16 capability check for device type {device.type}"
+    found = sorted(cpu_flags() & set(NATIVE_BF16_FLAGS))
+    if found:
+        return True, f"the CPU has native bf16 ({', '.join(found)})"
+    return False, f"the CPU has no native bf16 ({' or '.join(NATIVE_BF16_FLAGS)} missing)"
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """Config key `amp` -> off, bf16 or fp16 for `device`: `auto` is bf16 where it is native
+    (CUDA with bf16, CPUs with avx512_bf16/AMX), fp32 otherwise; the choice is logged."""
+    if amp != "auto":
+        return amp
+    ok, why = native_bf16(device)
+    log.info("amp auto: %s because %s", "bf16" if ok else "fp32 (amp off)", why)
+    return "bf16" if ok else "off"
+
+
+def bf16_slowdown(reps: int = 3) -> float:
+    """bf16 / fp32 time of one 3x3 convolution on the CPU (a ~0.1 s probe, interleaved)."""
+    x, w = torch.randn(1, 64, 48, 48), torch.randn(64, 64, 3, 3)
+    xb, wb = x.bfloat16(), w.bfloat16()
+    times = {torch.float32: [], torch.bfloat16: []}
+    for _ in range(reps + 1):  # the first round warms both up and is dropped
+        for dtype, args in ((torch.float32, (x, w)), (torch.bfloat16, (xb, wb))):
+            t = time.perf_counter()
+            F.conv2d(*args, padding=1)
+            times[dtype].append(time.perf_counter() - t)
+    return min(times[torch.bfloat16][1:]) / min(times[torch.float32][1:])
+
+
+def warn_slow_bf16(device: torch.device) -> None:
+    """`amp bf16` on a CPU without native bf16: one warning with the slowdown measured here."""
+    ok, why = native_bf16(device)
+    if device.type != "cpu" or ok:
+        return
+    log.warning("amp bf16: %s, so bf16 convolutions run on slow fallback kernels: one 3x3 conv measured "
+                "%.1fx slower than fp32 here (a whole step 5-11x, docs/speed.md). Use amp auto or amp off.",
+                why, bf16_slowdown())
 
 
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of config key `amp` on `device` (None: fp32), checked up front so a
     run fails before any work: fp16 autocast needs CUDA (on the CPU it is slow and
     GradScaler-less), bf16 needs a GPU that supports it."""
+    amp = resolve_amp(amp, device) if amp == "auto" else amp
     if amp == "off":
         return None
     if amp not in AMP_DTYPES:
-        raise ConfigError(f"config key 'amp' = {amp!r}: use off, bf16 or fp16")
+        raise ConfigError(f"config key 'amp' = {amp!r}: use auto, off, bf16 or fp16")
     if amp == "fp16" and device.type != "cuda":
         raise ConfigError(f"config key 'amp' = 'fp16' needs a CUDA device, but the device is {device}: "
                           "use amp bf16 (CPU autocast) or amp off, or run on a GPU")
@@ -54,14 +124,20 @@ def make_scaler(enabled: bool) -> torch.amp.GradScaler:
 @dataclass(frozen=True)
 class Precision:
     """The `amp` and `channels_last` keys resolved for one device (built once per run; an
-    impossible setting fails when it is built, before any work)."""
+    impossible setting fails when it is built, before any work). `amp` holds the resolved
+    mode (auto became bf16 or off, logged once); `requested` the config's value."""
 
     device: torch.device
     amp: str = "off"
     channels_last: bool = False
+    requested: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "requested", self.requested or self.amp)
+        object.__setattr__(self, "amp", resolve_amp(self.amp, self.device))
         amp_dtype(self.amp, self.device)
+        if self.requested == "bf16":
+            warn_slow_bf16(self.device)
 
     @classmethod
     def from_config(cls, cfg, device: torch.device) -> "Precision":

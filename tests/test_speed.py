@@ -1,0 +1,289 @@
+"""Speed work: `amp auto`, the bf16 warning, cached BN folding, the in-place residual, the
+FLOP-reducing options (capped bins, foreground-only prior) and the compare command's parts."""
+import json
+import logging
+
+import pytest
+import torch
+
+from model import build_model
+from model.fem import FEM
+from model.fold import conv_bn, folded
+from model.prior import prior_mask
+from model.resnet import Bottleneck
+from util.bench import compare, release
+from util.config import load_config
+from util.engine import precision as prec
+from util.engine.precision import Precision
+from util.errors import UserError
+
+CPU = torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- amp auto
+def test_amp_default_is_auto():
+    assert load_config(None, []).amp == "auto"
+
+
+def test_amp_auto_is_fp32_on_a_cpu_without_native_bf16(monkeypatch, caplog):
+    monkeypatch.setattr(prec, "cpu_flags", lambda: {"avx2", "avx512f", "avx512bw"})
+    with caplog.at_level(logging.INFO, logger=prec.__name__):
+        p = Precision(CPU, "auto")
+    assert p.amp == "off" and p.dtype is None and p.requested == "auto"
+    assert "amp auto: fp32" in caplog.text and "avx512_bf16 or amx_bf16 missing" in caplog.text
+
+
+@pytest.mark.parametrize("flag", ["avx512_bf16", "amx_bf16"])
+def test_amp_auto_is_bf16_on_a_cpu_with_native_bf16(monkeypatch, caplog, flag):
+    monkeypatch.setattr(prec, "cpu_flags", lambda: {"avx2", flag})
+    with caplog.at_level(logging.INFO, logger=prec.__name__):
+        p = Precision(CPU, "auto")
+    assert p.amp == "bf16" and p.dtype == torch.bfloat16
+    assert f"amp auto: bf16 because the CPU has native bf16 ({flag})" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("supported, expected", [(True, "bf16"), (False, "off")])
+def test_amp_auto_on_cuda_follows_bf16_support(monkeypatch, supported, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: supported)
+    assert prec.resolve_amp("auto", torch.device("cuda")) == expected
+
+
+def test_bf16_without_native_support_warns_once_with_the_measured_slowdown(monkeypatch, caplog):
+    monkeypatch.setattr(prec, "cpu_flags", lambda: set())
+    monkeypatch.setattr(prec, "bf16_slowdown", lambda: 7.25)
+    with caplog.at_level(logging.WARNING, logger=prec.__name__):
+        p = Precision(CPU, "bf16")
+        with p.autocast():
+            pass
+        assert p.dtype == torch.bfloat16 and p.amp == "bf16"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "7.2x slower than fp32" in warnings[0] and "amp auto" in warnings[0]
+
+
+def test_bf16_with_native_support_does_not_warn(monkeypatch, caplog):
+    monkeypatch.setattr(prec, "cpu_flags", lambda: {"avx512_bf16"})
+    with caplog.at_level(logging.WARNING, logger=prec.__name__):
+        Precision(CPU, "bf16")
+    assert not caplog.records
+
+
+def test_bf16_slowdown_is_a_real_ratio():
+    ratio = prec.bf16_slowdown(reps=1)
+    assert 0 < ratio < 1000
+
+
+def test_cpu_flags_reads_this_machine():
+    flags = prec.cpu_flags()
+    assert isinstance(flags, set)
+    with open("/proc/cpuinfo") as f:
+        assert ("avx512_bf16" in f.read()) == ("avx512_bf16" in flags)
+
+
+# ----------------------------------------------------------------------------- BN folding
+def _conv_bn(seed=0):
+    torch.manual_seed(seed)
+    conv, bn = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False), torch.nn.BatchNorm2d(4).eval()
+    bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2)
+    bn.weight.data.uniform_(0.5, 1.5), bn.bias.data.uniform_(-0.2, 0.2)
+    return conv, bn
+
+
+def test_folded_weights_are_cached_and_follow_every_change():
+    conv, bn = _conv_bn()
+    x = torch.randn(2, 3, 6, 6)
+    w1, _ = folded(conv, bn)
+    assert folded(conv, bn)[0] is w1                                   # reused, not recomputed
+    assert torch.allclose(conv_bn(conv, bn, x), bn(conv(x)), atol=1e-5)
+    bn.running_var.mul_(4)                                             # in-place buffer change
+    assert folded(conv, bn)[0] is not w1
+    assert torch.allclose(conv_bn(conv, bn, x), bn(conv(x)), atol=1e-5)
+    other_conv, other_bn = _conv_bn(seed=1)
+    conv.load_state_dict(other_conv.state_dict()), bn.load_state_dict(other_bn.state_dict())
+    assert torch.allclose(conv_bn(conv, bn, x), bn(conv(x)), atol=1e-5)
+    with torch.no_grad():
+        conv.weight.add_(1.0)                                          # an optimiser-style step
+    assert torch.allclose(conv_bn(conv, bn, x), bn(conv(x)), atol=1e-5)
+    assert "_folded" not in str(conv.state_dict().keys())
+
+
+def test_folded_weights_follow_dtype_changes():
+    conv, bn = _conv_bn()
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    conv.double(), bn.double()
+    assert folded(conv, bn)[0].dtype == torch.float64
+    assert torch.allclose(conv_bn(conv, bn, x), bn(conv(x)), atol=1e-10)
+
+
+def test_bottleneck_in_place_residual_matches_the_autograd_path():
+    torch.manual_seed(0)
+    block = Bottleneck(64, 16).eval()
+    for m in block.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 2), m.running_mean.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 64, 7, 7)
+    with torch.no_grad():
+        fast = block(x.clone())
+    x.requires_grad_(True)
+    slow = block(x)
+    assert slow.requires_grad and torch.equal(fast, slow.detach())
+
+
+def test_model_eval_logits_unchanged_by_the_speed_fixes():
+    """Folded BN (cached) against BN as its own pass on the whole model: identical logits within 1e-5."""
+    cfg = load_config(None, ["pretrained", "false", "ppm_scales", "[8,4]", "reduce_dim", "32", "pcl_bank_size",
+                             "16", "pcl_samples", "8", "backbone", "resnet50", "backbone_bn", "frozen"])
+    torch.manual_seed(0)
+    net = build_model(cfg).eval()
+    for m in net.backbone.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 2), m.running_mean.uniform_(-0.2, 0.2)
+    q, s = torch.randn(1, 3, 41, 41), torch.randn(1, 1, 3, 41, 41)
+    sm = torch.zeros(1, 1, 41, 41, dtype=torch.long)
+    sm[..., 10:30, 8:25] = 1
+    with torch.no_grad():
+        first, again = net(q, s, sm), net(q, s, sm)
+        net.backbone.set_bn_folding(False)
+        plain = net(q, s, sm)
+    assert torch.equal(first, again)
+    assert (first - plain).abs().max() < 1e-5
+
+
+# ----------------------------------------------------------------------------- FLOP options
+def test_capped_bins_hand_cases():
+    fem = FEM(feat_dim=8, bins=(60, 30, 15, 8))
+    capped = FEM(feat_dim=8, bins=(60, 30, 15, 8), cap_bins=True)
+    assert [fem.bin_size(i, (31, 31)) for i in range(4)] == [(60, 60), (30, 30), (15, 15), (8, 8)]
+    assert [capped.bin_size(i, (31, 31)) for i in range(4)] == [(31, 31), (30, 30), (15, 15), (8, 8)]
+    assert [capped.bin_size(i, (60, 60)) for i in range(4)] == [(60, 60), (30, 30), (15, 15), (8, 8)]
+    fractions = FEM(feat_dim=8, bins=(1.0, 0.5), cap_bins=True)
+    assert [fractions.bin_size(i, (13, 13)) for i in range(2)] == [(13, 13), (6, 6)]
+
+
+def test_capped_bins_reach_the_model_and_cut_flops():
+    base = ["pretrained", "false", "ppm_scales", "[12,6]", "reduce_dim", "16", "backbone", "vgg",
+            "backbone_bn", "frozen", "use_pcl", "false"]
+    q, s = torch.randn(1, 3, 33, 33), torch.randn(1, 1, 3, 33, 33)
+    sm = torch.ones(1, 1, 33, 33, dtype=torch.long)
+    flops = {}
+    for cap in ("false", "true"):
+        torch.manual_seed(0)
+        net = build_model(load_config(None, base + ["cap_bins", cap])).eval().requires_grad_(False)
+        assert net.fem.cap_bins == (cap == "true")
+        flops[cap] = compare.frozen_count(net, lambda: net(q, s, sm))
+    assert flops["true"] < flops["false"]
+
+
+def test_foreground_prior_hand_case():
+    """One channel pair: query pixels (1,0) and (0,1); support fg pixel (1,1)/sqrt2, bg pixel ignored."""
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).view(1, 2, 1, 2)        # C=2, h=1, w=2
+    s = torch.tensor([[1.0, -3.0], [1.0, 5.0]]).view(1, 1, 2, 1, 2)
+    m = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2)
+    for fg in (False, True):
+        out = prior_mask(q, s, m, foreground_only=fg)
+        # both query pixels: cosine 1/sqrt2 with the fg pixel -> equal -> min-max gives 0, 0
+        assert torch.allclose(out, torch.zeros(1, 1, 1, 2), atol=1e-6)
+    q2 = torch.tensor([[1.0, 1.0], [0.0, 1.0]]).view(1, 2, 1, 2)       # pixel 0 (1,0), pixel 1 (1,1)
+    for fg in (False, True):
+        out = prior_mask(q2, s, m, foreground_only=fg)
+        assert torch.allclose(out, torch.tensor([0.0, 1.0]).view(1, 1, 1, 2), atol=1e-5)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_foreground_prior_equals_the_full_form(relu):
+    torch.manual_seed(0)
+    q, s = torch.randn(2, 16, 7, 9), torch.randn(2, 3, 16, 7, 9)
+    if relu:
+        q, s = q.relu(), s.relu()
+    m = torch.zeros(2, 3, 7, 9)
+    m[:, :, 2:5, 3:7] = 1
+    m[:, :, 5, 3:7] = 0.3                     # bilinear edge values
+    m[1, 2] = 0                               # a shot without foreground
+    m[0, 1] = 1                               # a shot without background
+    full = prior_mask(q, s, m)
+    fast = prior_mask(q, s, m, foreground_only=True)
+    assert (full - fast).abs().max() < 1e-5
+
+
+# ----------------------------------------------------------------------------- compare
+def test_exclusive_flops_counts_each_op_once():
+    counts = {"Global": {"mm": 100}, "Net": {"mm": 90}, "Net.fem.refine.0": {"mm": 30},
+              "Net.fem.refine.0.conv": {"mm": 20}, "Net.fm": {"mm": 40}, "Net.fm.merge.0": {"mm": 25}}
+    assert compare.exclusive_flops(counts) == {"outside": 10 + 90 - 70, "fem": 30, "fm": 40}
+
+
+def test_leaf_flops_uses_leaf_modules_only():
+    counts = {"Global": {"mm": 100}, "Net": {"mm": 100}, "Net.fm": {"mm": 60}, "Net.fm.merge.0": {"mm": 25},
+              "Net.fem.head": {"mm": 30}}
+    assert compare.leaf_flops(counts, {"fm.merge.0", "fem.head"}) == {"fm": 25, "fem": 30, "outside": 45}
+
+
+def _fake_release(root):
+    """A stand-in checkout with the text every edit expects (written here, not the release's code)."""
+    (root / "model/base").mkdir(parents=True)
+    (root / "model/base/resnet.py").write_text("VALUE = 50\n")
+    (root / "model/base/vgg.py").write_text("VALUE = 16\n")
+    (root / "model/prototypical_contrast.py").write_text(
+        "import torch\nclass PrototypeContrastLoss:\n    def zero(self):\n        return torch.zeros(1).cuda()\n")
+    (root / "model/ourmodel.py").write_text(
+        "import torch\nimport model.base.resnet as models\nimport model.base.vgg as vgg_models\n"
+        "from model.prototypical_contrast import PrototypeContrastLoss\n"
+        "class NTRENet:\n    def __init__(self, vgg=False，bgpro_num = 1):\n"
+        "        self.depth = models.VALUE + vgg_models.VALUE\n        self.loss = PrototypeContrastLoss()\n"
+        "    def bg(self, supp_bg_out_list):\n        z = torch.zeros(1).cuda()\n"
+        "            for j,supp_bg_out in enumerate(supp_bg_out_list):\n"
+        "                aux_bg_loss = aux_bg_loss + supp_bg_out\n        return z + aux_bg_loss\n"
+        .replace("        z = torch.zeros(1).cuda()\n            for", "        z = torch.zeros(1).cuda()\n"
+                 "        if True:\n            for"))
+
+
+def test_release_loader_applies_and_lists_every_edit(tmp_path):
+    _fake_release(tmp_path)
+    cls, edits = release.load_release(str(tmp_path))
+    net = cls()
+    assert net.depth == 66 and float(net.bg([1.0, 2.0])) == 3.0 and float(net.loss.zero()) == 0.0
+    assert len(edits) == len(release.EDITS) and any("full-width comma" in e for e in edits)
+    assert ".cuda()" in (tmp_path / "model/ourmodel.py").read_text()  # nothing changed on disk
+
+
+def test_release_loader_refuses_other_revisions(tmp_path):
+    _fake_release(tmp_path)
+    path = tmp_path / "model/ourmodel.py"
+    path.write_text(path.read_text().replace("，", ","))
+    with pytest.raises(UserError, match="model/ourmodel.py of the reference checkout.*full-width comma"):
+        release.load_release(str(tmp_path))
+    with pytest.raises(UserError, match="model/base/resnet.py not found; point --reference at a checkout"):
+        release.load_release(str(tmp_path / "nowhere"))
+
+
+def test_compare_without_reference_prints_our_figures(capsys):
+    code = compare.main(["--config", "config/toy/toy_split0_vgg.yaml", "--rounds", "1", "--warmup", "0",
+                         "train_h", "33", "train_w", "33", "val_size", "33", "reduce_dim", "16",
+                         "pcl_bank_size", "16", "pcl_samples", "8"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and "reference" not in out
+    assert out["train_speed_vs_ours"] == {"ours": 1.0} and set(out["eval_speed_vs_ours"]) == {"ours", "ours_channels_last"}
+    assert out["eval_logits_max_abs_diff"]["ours_channels_last vs ours"] < 1e-5
+    assert set(out["gflop_per_train_step_ours_by_module"]) >= {"backbone", "fm", "fem", "outside"}
+    assert len(out["load_avg_before"]) == 3 and "avx512_bf16" in out["cpu_flags"]
+
+
+def test_flops_split_adds_up_and_charges_the_frozen_backbone_no_backward():
+    cfg = load_config(None, ["pretrained", "false", "ppm_scales", "[6,3]", "reduce_dim", "16", "backbone", "vgg",
+                             "backbone_bn", "frozen", "pcl_bank_size", "16", "pcl_samples", "8"])
+    torch.manual_seed(0)
+    net = build_model(cfg).train()
+    q, s = torch.randn(2, 3, 41, 41), torch.randn(2, 1, 3, 41, 41)
+    m = torch.zeros(2, 1, 41, 41, dtype=torch.long)
+    m[..., 10:30, 10:30] = 1
+    cls = torch.tensor([0, 1])
+
+    def forward():
+        return net(q, s, m, query_mask=m[:, 0], classes=cls)[1]["total"]
+
+    split = compare.flops_split(net, forward, lambda: forward().backward())
+    total = compare.count(lambda: forward().backward())[0]
+    assert sum(v["forward"] + v["backward"] for v in split.values()) == total
+    assert split["backbone"]["backward"] == 0 and split["backbone"]["forward"] > 0
+    for head in ("fm", "fem", "bgmm"):   # 3x3 convs with trainable weights: backward = 2 x forward
+        assert split[head]["backward"] == 2 * split[head]["forward"] > 0
