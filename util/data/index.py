@@ -143,8 +143,13 @@ def count_classes(label_path: str, num_classes: int, reader: Callable[[str], np.
     return {int(c): int(counts[c]) for c in range(1, num_classes + 1) if counts[c]}
 
 
-def _count_job(args: tuple) -> dict[int, int]:
-    return count_classes(*args)
+def _count_job(args: tuple) -> dict[int, int] | UserError:
+    """A worker returns a bad label's error instead of raising it: an exception leaving the pool
+    early makes it terminate with tasks still queued, which can hang (a full task pipe)."""
+    try:
+        return count_classes(*args)
+    except UserError as e:
+        return e
 
 
 def scan_labels(labels: Sequence[str], num_classes: int, workers: int | None = None,
@@ -155,8 +160,18 @@ def scan_labels(labels: Sequence[str], num_classes: int, workers: int | None = N
     bar = dict(total=len(jobs), desc="class index", unit="label", mininterval=1.0)
     if workers <= 1 or len(jobs) < 64:
         return [count_classes(*j) for j in tqdm(jobs, **bar)]
-    with Pool(workers) as pool:
-        return list(tqdm(pool.imap(_count_job, jobs, chunksize=32), **bar))
+    pool = Pool(workers)
+    try:
+        counts = list(tqdm(pool.imap(_count_job, jobs, chunksize=32), **bar))
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    if error := next((c for c in counts if isinstance(c, UserError)), None):
+        raise error
+    return counts
 
 
 def cache_path(list_path: str, data_root: str, num_classes: int,

@@ -85,11 +85,25 @@ def run_parallel(fn: Callable, tasks: Sequence, workers: int, desc: str) -> None
                 bar.update()
             return
         chunk = max(1, min(64, len(tasks) // (workers * 8)))
-        with Pool(workers) as pool:
-            for _ in pool.imap_unordered(fn, tasks, chunksize=chunk):
+        error = None
+        with Pool(workers) as pool:  # all tasks run: a pool left early with queued tasks can hang
+            for result in pool.imap_unordered(_guarded, [(fn, t) for t in tasks], chunksize=chunk):
+                error = error or result
                 bar.update()
+        if error is not None:
+            raise error
     finally:
         bar.close()
+
+
+def _guarded(args: tuple) -> UserError | None:
+    """Run one task in a worker, returning (not raising) its UserError."""
+    fn, task = args
+    try:
+        fn(task)
+    except UserError as e:
+        return e
+    return None
 
 
 def missing_error(kind: str, missing: Iterable[str], hint: str) -> UserError:
