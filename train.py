@@ -300,7 +300,7 @@ def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim
     run = Run(cfg, device, world, resumed, claim, precision)
     log.info("training %s on %s x %d process(es), amp %s%s: %d iterations/epoch, output %s",
              cfg.get("_config_path"), device, world.size, cfg.amp,
-             ", channels_last" if cfg.channels_last else "", len(run.train_loader), out)
+             ", channels_last" if precision.channels_last else "", len(run.train_loader), out)
     with run.stop:
         while run.epoch < cfg.epochs:
             train_epoch(run)

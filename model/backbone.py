@@ -86,8 +86,9 @@ class Backbone(nn.Module):
         """query [B,3,H,W], supports [B,K,3,H,W], support_fg [B,K,H,W] float 0/1."""
         b, k = supports.shape[:2]
         images = torch.cat([query, supports.transpose(0, 1).flatten(0, 1)])  # [(1+K)B,3,H,W]
-        # One call when BN is frozen; else query batch, then each shot's batch (as released).
-        groups = 1 if self.bn_mode == "frozen" else 1 + k
+        # One call when BN uses running statistics (frozen, or eval: per-image, so exact);
+        # BN on batch statistics sees the query batch, then each shot's batch (as released).
+        groups = 1 + k if self.training else 1
         l3, mid = (_cat(t) for t in zip(*[self._layer3(x) for x in images.chunk(groups)]))
         mask = resize(support_fg, l3.shape[-2:])                               # [B,K,h,w]
         gate = torch.cat([torch.ones_like(l3[:b, :1]), mask.transpose(0, 1).flatten(0, 1)[:, None]])

@@ -20,6 +20,39 @@ from util.errors import UserError
 CPU = torch.device("cpu")
 
 
+# ----------------------------------------------------------------------------- channels_last auto
+def test_channels_last_auto_is_on_for_the_cpu_only():
+    cfg = load_config(None, [])
+    assert cfg.channels_last == "auto"
+    assert Precision.from_config(cfg, CPU).channels_last is True
+    assert prec.resolve_channels_last("auto", torch.device("cuda")) is False
+    assert load_config(None, ["channels_last", "false"]).channels_last == "off"  # YAML false -> off
+    assert Precision.from_config(load_config(None, ["channels_last", "off"]), CPU).channels_last is False
+    assert Precision.from_config(load_config(None, ["channels_last", "true"]), CPU).memory_format == torch.channels_last
+
+
+def test_eval_backbone_runs_query_and_supports_in_one_call_with_the_same_features():
+    """In eval mode BN uses running statistics (per image), so one batched call is exact;
+    while training with `backbone_bn reference`, BN sees each group's batch as released."""
+    cfg = load_config(None, ["pretrained", "false", "backbone", "vgg", "shot", "2"])
+    torch.manual_seed(0)
+    bb = build_model(cfg).backbone.eval()
+    q, s = torch.randn(2, 3, 41, 41), torch.randn(2, 2, 3, 41, 41)
+    fg = (torch.rand(2, 2, 41, 41) > 0.5).float()
+    calls = []
+    layer3 = bb._layer3
+    bb._layer3 = lambda x: (calls.append(x.shape[0]), layer3(x))[1]
+    feats = bb(q, s, fg)
+    assert calls == [6]  # (1 + K) x B images in one call
+    alone = bb(q[:1], s[:1], fg[:1])
+    assert torch.allclose(feats.query_high[:1], alone.query_high, atol=1e-5)
+    assert torch.allclose(feats.support_high[:1], alone.support_high, atol=1e-5)
+    calls.clear()
+    bb.train()
+    bb(q, s, fg)
+    assert calls == [2, 2, 2]  # query batch, then each shot's batch
+
+
 # ----------------------------------------------------------------------------- amp auto
 def test_amp_default_is_auto():
     assert load_config(None, []).amp == "auto"
@@ -262,8 +295,11 @@ def test_compare_without_reference_prints_our_figures(capsys):
                          "pcl_bank_size", "16", "pcl_samples", "8"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and "reference" not in out
-    assert out["train_speed_vs_ours"] == {"ours": 1.0} and set(out["eval_speed_vs_ours"]) == {"ours", "ours_channels_last"}
-    assert out["eval_logits_max_abs_diff"]["ours_channels_last vs ours"] < 1e-5
+    # channels_last auto is on for the CPU: the other variant is the contiguous layout
+    both = {"ours", "ours_contiguous"}
+    assert set(out["train_speed_vs_ours"]) == both and out["train_speed_vs_ours"]["ours"] == 1.0
+    assert set(out["eval_speed_vs_ours"]) == both
+    assert out["eval_logits_max_abs_diff"]["ours_contiguous vs ours"] < 1e-5
     assert set(out["gflop_per_train_step_ours_by_module"]) >= {"backbone", "fm", "fem", "outside"}
     assert len(out["load_avg_before"]) == 3 and "avx512_bf16" in out["cpu_flags"]
 

@@ -117,11 +117,14 @@ def frozen_count(net: torch.nn.Module, fn: Callable[[], object]) -> int:
 
 
 def interleave(fns: dict[str, Callable[[], object]], rounds: int, warmup: int, device) -> dict[str, list[float]]:
-    """Median-ready times: every round calls each function once, in turn (A B A B ...)."""
+    """Median-ready times: every round calls each function once, in turn (A B A B ...), the
+    order rotated by one each round (A B C, B C A, ...): whichever runs right after another
+    variant pays or gains from its cache and allocator state, and rotating spreads that."""
     times: dict[str, list[float]] = {k: [] for k in fns}
+    names = list(fns)
     for r in range(warmup + rounds):
-        for name, fn in fns.items():
-            t = timed(fn, 1, device)[0]
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t = timed(fns[name], 1, device)[0]
             if r >= warmup:
                 times[name].append(t)
     return times
@@ -153,6 +156,11 @@ def _release_eval(rel, ep: dict) -> torch.Tensor:
     return rel(ep["supports"], ep["support_masks"].float(), ep["query"], ep["query_mask"].float(), None)
 
 
+def _as(ep: dict, precision: Precision) -> dict:
+    """The episode with its query image in the precision's memory format."""
+    return {**ep, "query": ep["query"].contiguous(memory_format=precision.memory_format)}
+
+
 def _median(ts: list[float]) -> float:
     return round(statistics.median(ts), 4)
 
@@ -162,7 +170,7 @@ def run(cfg, reference: str | None, rounds: int, warmup: int) -> dict:
     precision = Precision.from_config(cfg, device)
     load_before = [round(x, 2) for x in os.getloadavg()]
     seed_everything(cfg.manual_seed)
-    ours = build_model(cfg).to(device)
+    ours = build_model(cfg).to(device, memory_format=precision.memory_format)
     tr = episode(cfg.batch_size, cfg.shot, cfg.train_h, device)
     ev = episode(cfg.batch_size_val, cfg.shot, cfg.val_size, device)
     ev["classes"] = torch.arange(cfg.batch_size_val, device=device) % 2
@@ -171,11 +179,12 @@ def run(cfg, reference: str | None, rounds: int, warmup: int) -> dict:
                  "backbone_bn": cfg.backbone_bn, "amp": f"{precision.requested} -> {precision.amp}",
                  "rounds": rounds, **machine()}
 
-    cl = copy.deepcopy(ours).to(memory_format=torch.channels_last).eval()
-    cl_precision = Precision(device, precision.amp, True)
-    ev_cl = {**ev, "query": ev["query"].contiguous(memory_format=torch.channels_last)}
-    evals = {"ours": functools.partial(eval_batch, ours, ev, precision),
-             "ours_channels_last": functools.partial(eval_batch, cl, ev_cl, cl_precision)}
+    # The other memory format than the run's `channels_last` resolves to, as a second variant.
+    alt = "ours_contiguous" if precision.channels_last else "ours_channels_last"
+    alt_precision = Precision(device, precision.amp, not precision.channels_last)
+    other = copy.deepcopy(ours).to(memory_format=alt_precision.memory_format).eval()
+    evals = {"ours": functools.partial(eval_batch, ours, _as(ev, precision), precision),
+             alt: functools.partial(eval_batch, other, _as(ev, alt_precision), alt_precision)}
     rel = None
     if reference:
         cls, edits = load_release(reference)
@@ -198,7 +207,9 @@ def run(cfg, reference: str | None, rounds: int, warmup: int) -> dict:
 
     ours.train()
     opt = torch.optim.SGD([p for p in ours.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
-    steps = {"ours": functools.partial(train_step, ours, opt, tr, precision)}
+    steps = {"ours": functools.partial(train_step, ours, opt, _as(tr, precision), precision)}
+    other.train()
+    other_opt = torch.optim.SGD([p for p in other.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
 
     def ours_forward():
         with precision.autocast():
@@ -210,6 +221,7 @@ def run(cfg, reference: str | None, rounds: int, warmup: int) -> dict:
         rel_opt = torch.optim.SGD([p for p in rel.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
         steps["release"] = functools.partial(_release_step, rel, rel_opt, tr, {})
     out["gflop_per_train_step"] = {k: round(count(fn)[0] / 1e9, 2) for k, fn in steps.items()}
+    steps[alt] = functools.partial(train_step, other, other_opt, _as(tr, alt_precision), alt_precision)
     step_times = interleave(steps, rounds, warmup, device)
 
     out["train_step_median_s"] = {k: _median(v) for k, v in step_times.items()}
@@ -223,7 +235,7 @@ def run(cfg, reference: str | None, rounds: int, warmup: int) -> dict:
     out["matmul_fp32_gflops"] = round(rate, 1)
     out["efficiency_vs_matmul"] = {
         f"train {k}": round(out["gflop_per_train_step"][k] / statistics.median(step_times[k]) / rate, 3)
-        for k in steps}
+        for k in steps if k in out["gflop_per_train_step"]}
     out["load_avg_before"], out["load_avg_after"] = load_before, [round(x, 2) for x in os.getloadavg()]
     return out
 

@@ -89,20 +89,20 @@ def run(cfg, steps: int, warmup: int, episodes: int) -> dict:
     seed_everything(cfg.manual_seed)
     net = build_model(cfg).to(device, memory_format=precision.memory_format)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
-    tr = episode(cfg.batch_size, cfg.shot, cfg.train_h, device, cfg.channels_last)
+    tr = episode(cfg.batch_size, cfg.shot, cfg.train_h, device, precision.channels_last)
     net.train()
     step = functools.partial(train_step, net, opt, tr, precision)
     train_flops = _count_flops(step)
     step_times = timed(step, warmup + steps, device)[warmup:]
     net.eval().requires_grad_(False)  # FlopCounterMode's module tracker trips over no_grad views of parameters
-    ev = episode(cfg.batch_size_val, cfg.shot, cfg.val_size, device, cfg.channels_last)
+    ev = episode(cfg.batch_size_val, cfg.shot, cfg.val_size, device, precision.channels_last)
     batch = functools.partial(eval_batch, net, ev, precision)
     eval_flops = _count_flops(batch)
     eval_times = timed(batch, warmup + episodes, device)[warmup:]
     gflops, median = matmul_gflops(device, dtype), statistics.median(step_times)
     return {"backbone": cfg.backbone, "backbone_bn": cfg.backbone_bn, "size": cfg.train_h,
             "batch": cfg.batch_size, "shot": cfg.shot, "batch_size_val": cfg.batch_size_val,
-            "amp": cfg.amp, "channels_last": cfg.channels_last, "device": str(device),
+            "amp": cfg.amp, "channels_last": precision.channels_last, "device": str(device),
             "threads": torch.get_num_threads(), "train_step_s": round(median, 4),
             "eval_episodes_per_s": round(cfg.batch_size_val / statistics.median(eval_times), 3),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
