@@ -291,17 +291,31 @@ def test_release_loader_refuses_other_revisions(tmp_path):
 
 def test_compare_without_reference_prints_our_figures(capsys):
     code = compare.main(["--config", "config/toy/toy_split0_vgg.yaml", "--rounds", "1", "--warmup", "0",
-                         "train_h", "33", "train_w", "33", "val_size", "33", "reduce_dim", "16",
+                         "--variant", "fast: cap_bins=true prior_foreground_only=true", "train_h", "33", "train_w", "33", "val_size", "33", "reduce_dim", "16",
                          "pcl_bank_size", "16", "pcl_samples", "8"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and "reference" not in out
     # channels_last auto is on for the CPU: the other variant is the contiguous layout
-    both = {"ours", "ours_contiguous"}
+    both = {"ours", "ours_contiguous", "fast"}
     assert set(out["train_speed_vs_ours"]) == both and out["train_speed_vs_ours"]["ours"] == 1.0
     assert set(out["eval_speed_vs_ours"]) == both
     assert out["eval_logits_max_abs_diff"]["ours_contiguous vs ours"] < 1e-5
     assert set(out["gflop_per_train_step_ours_by_module"]) >= {"backbone", "fm", "fem", "outside"}
     assert len(out["load_avg_before"]) == 3 and "avx512_bf16" in out["cpu_flags"]
+    assert out["eval_logits_max_abs_diff"]["fast vs ours"] >= 0 and out["gflop_per_train_step"]["fast"] > 0
+
+
+def test_variant_specs_parse_and_bad_ones_name_the_form():
+    assert compare.parse_variant("fast: cap_bins=true prior_foreground_only=true") == (
+        "fast", ["cap_bins", "true", "prior_foreground_only", "true"])
+    with pytest.raises(UserError, match="NAME: key=value"):
+        compare.parse_variant("fast: cap_bins")
+    with pytest.raises(UserError, match="NAME: key=value"):
+        compare.parse_variant(": cap_bins=true")
+
+
+def test_peak_rss_is_this_process_image():
+    assert 10 < compare.peak_rss_mb() < 1e6
 
 
 def test_flops_split_adds_up_and_charges_the_frozen_backbone_no_backward():

@@ -21,10 +21,12 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 from typing import Callable
 
 import torch
+import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from model import build_model
@@ -34,6 +36,7 @@ from util.bench.speed import episode, eval_batch, matmul_gflops, timed, train_st
 from util.config import load_config
 from util.engine.precision import NATIVE_BF16_FLAGS, Precision, cpu_flags
 from util.engine.runtime import resolve_device, seed_everything
+from util.errors import UserError
 
 DEFAULT_CONFIG = "config/pascal/pascal_split0_resnet50.yaml"
 SHOWN_FLAGS = ("avx2", "avx512f", "avx512_vnni", *NATIVE_BF16_FLAGS, "amx_tile", "amx_int8")
@@ -165,7 +168,35 @@ def _median(ts: list[float]) -> float:
     return round(statistics.median(ts), 4)
 
 
-def run(cfg, reference: str | None, rounds: int, warmup: int) -> dict:
+def parse_variant(spec: str) -> tuple[str, list[str]]:
+    """`--variant "fast: cap_bins=true prior_foreground_only=true"` -> ("fast", [key, value, ...])."""
+    name, _, pairs = spec.partition(":")
+    opts: list[str] = []
+    for pair in pairs.split():
+        key, eq, value = pair.partition("=")
+        if not eq or not name.strip():
+            raise UserError(f"--variant {spec!r}: write it as 'NAME: key=value key=value ...'")
+        opts += [key, value]
+    return name.strip(), opts
+
+
+def _variants(cfg, ours, specs: list[str], device, tr: dict, ev: dict) -> tuple[dict, dict]:
+    """Eval and train callables of each `--variant` (config overrides on top of the run's),
+    with our weights loaded: the options it times change FLOPs, not parameters."""
+    evals, steps = {}, {}
+    for spec in specs:
+        name, opts = parse_variant(spec)
+        vcfg = cfg.replace(**{k: yaml.safe_load(v) for k, v in zip(opts[::2], opts[1::2])})
+        vp = Precision.from_config(vcfg, device)
+        net = build_model(vcfg).to(device, memory_format=vp.memory_format)
+        net.load_state_dict(ours.state_dict())
+        opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+        evals[name] = (net, functools.partial(eval_batch, net, _as(ev, vp), vp))
+        steps[name] = functools.partial(train_step, net, opt, _as(tr, vp), vp)
+    return evals, steps
+
+
+def run(cfg, reference: str | None, rounds: int, warmup: int, variants: list[str] = ()) -> dict:
     device = resolve_device(cfg.device)
     precision = Precision.from_config(cfg, device)
     load_before = [round(x, 2) for x in os.getloadavg()]
@@ -185,6 +216,8 @@ def run(cfg, reference: str | None, rounds: int, warmup: int) -> dict:
     other = copy.deepcopy(ours).to(memory_format=alt_precision.memory_format).eval()
     evals = {"ours": functools.partial(eval_batch, ours, _as(ev, precision), precision),
              alt: functools.partial(eval_batch, other, _as(ev, alt_precision), alt_precision)}
+    extra_evals, extra_steps = _variants(cfg, ours, list(variants), device, tr, ev)
+    evals.update({k: fn for k, (_, fn) in extra_evals.items()})
     rel = None
     if reference:
         cls, edits = load_release(reference)
@@ -196,16 +229,18 @@ def run(cfg, reference: str | None, rounds: int, warmup: int) -> dict:
         rel.eval()
         evals["release"] = functools.partial(_release_eval, rel, ev)
 
-    ours.eval()
+    for net in (ours, *(n for n, _ in extra_evals.values())):
+        net.eval()
     logits = {k: fn() for k, fn in evals.items()}
     out["eval_logits_max_abs_diff"] = {f"{k} vs ours": float((v - logits["ours"]).abs().max())
                                        for k, v in logits.items() if k != "ours"}
-    nets = {"ours": ours, "release": rel}
+    nets = {"ours": ours, "release": rel, **{k: net for k, (net, _) in extra_evals.items()}}
     out["gflop_per_eval_episode"] = {k: round(frozen_count(nets[k], evals[k]) / 1e9 / cfg.batch_size_val, 2)
                                      for k in evals if k in nets}
     eval_times = interleave(evals, rounds, warmup, device)
 
-    ours.train()
+    for net in (ours, *(n for n, _ in extra_evals.values())):
+        net.train()
     opt = torch.optim.SGD([p for p in ours.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     steps = {"ours": functools.partial(train_step, ours, opt, _as(tr, precision), precision)}
     other.train()
@@ -220,6 +255,7 @@ def run(cfg, reference: str | None, rounds: int, warmup: int) -> dict:
         rel.train()
         rel_opt = torch.optim.SGD([p for p in rel.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
         steps["release"] = functools.partial(_release_step, rel, rel_opt, tr, {})
+    steps.update(extra_steps)
     out["gflop_per_train_step"] = {k: round(count(fn)[0] / 1e9, 2) for k, fn in steps.items()}
     steps[alt] = functools.partial(train_step, other, other_opt, _as(tr, alt_precision), alt_precision)
     step_times = interleave(steps, rounds, warmup, device)
@@ -240,6 +276,56 @@ def run(cfg, reference: str | None, rounds: int, warmup: int) -> dict:
     return out
 
 
+def peak_rss_mb() -> float:
+    """This process image's peak RSS (VmHWM). Unlike getrusage's ru_maxrss it starts afresh at
+    exec: a child of a large parent would otherwise report at least the parent's size."""
+    with open("/proc/self/status", encoding="utf-8") as f:
+        kb = next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:"))
+    return round(kb / 1024, 1)
+
+
+def side_peak(cfg, reference: str | None, side: str) -> dict:
+    """Peak RSS of a process that builds one side only and runs two training steps and two
+    evaluation batches (a child of `--memory`: in one process the two models' peaks mix)."""
+    device = resolve_device(cfg.device)
+    precision = Precision.from_config(cfg, device)
+    seed_everything(cfg.manual_seed)
+    net = build_model(cfg).to(device, memory_format=precision.memory_format)
+    tr = episode(cfg.batch_size, cfg.shot, cfg.train_h, device)
+    ev = episode(cfg.batch_size_val, cfg.shot, cfg.val_size, device)
+    if side == "release":
+        cls, _ = load_release(reference)
+        rel = build_release(cls, cfg).to(device)
+        rel.load_state_dict(to_official(net.state_dict(), module_prefix=False), strict=True)
+        del net
+        for name in ("layer0", "layer1", "layer2", "layer3", "layer4"):
+            getattr(rel, name).requires_grad_(False)
+        opt = torch.optim.SGD([p for p in rel.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+        step, evaluate, model = functools.partial(_release_step, rel, opt, tr, {}), functools.partial(_release_eval, rel, ev), rel
+    else:
+        opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+        step = functools.partial(train_step, net, opt, _as(tr, precision), precision)
+        evaluate, model = functools.partial(eval_batch, net, _as(ev, precision), precision), net
+    for _ in range(2):
+        model.train()
+        step()
+        model.eval()
+        evaluate()
+    return {"side": side, "peak_rss_mb": peak_rss_mb()}
+
+
+def memory(argv: list[str], reference: str | None) -> dict:
+    """Peak RSS of ours and of the release, each in its own child process."""
+    out = {}
+    for side in ("ours", "release") if reference else ("ours",):
+        child = subprocess.run([sys.executable, "-m", "util.bench", "compare", "--side", side, *argv],
+                               capture_output=True, text=True, check=False)
+        if child.returncode:
+            raise UserError(f"memory measurement of {side} failed: {child.stderr.strip().splitlines()[-1:]}")
+        out[side] = json.loads(child.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    return {"peak_rss_mb": out}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m util.bench compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -247,10 +333,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=DEFAULT_CONFIG)
     p.add_argument("--rounds", type=int, default=7, help="timed rounds (each runs every variant once)")
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--variant", action="append", default=[], metavar="'NAME: key=value ...'",
+                   help="also time this project with these overrides (repeatable), e.g. "
+                        "--variant 'fast: cap_bins=true prior_foreground_only=true'")
     p.add_argument("opts", nargs=argparse.REMAINDER,
                    help="config overrides as `key value` pairs (default: 241 x 241, batch 2, 1-shot, cpu)")
+    p.add_argument("--memory", action="store_true",
+                   help="also report the peak RSS of ours and of the release, each in a child process")
+    p.add_argument("--side", choices=("ours", "release"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     defaults = ["train_h", "241", "train_w", "241", "val_size", "241", "batch_size", "2", "device", "cpu"]
     cfg = load_config(args.config, defaults + list(args.opts) + ["pretrained", "false"])
-    sys.stdout.write(json.dumps(run(cfg, args.reference, args.rounds, args.warmup)) + "\n")
+    if args.side:
+        sys.stdout.write(json.dumps(side_peak(cfg, args.reference, args.side)) + "\n")
+        return 0
+    out = run(cfg, args.reference, args.rounds, args.warmup, args.variant)
+    if args.memory:
+        child_argv = (["--reference", args.reference] if args.reference else []) + ["--config", args.config,
+                                                                                     *args.opts]
+        out.update(memory(child_argv, args.reference))
+    sys.stdout.write(json.dumps(out) + "\n")
     return 0
