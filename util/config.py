@@ -188,7 +188,7 @@ SCHEMA: dict[str, Key] = {
                "avx512_bf16/AMX), fp32 otherwise; bf16 autocast (CPU/CUDA) or fp16 autocast + GradScaler "
                "(CUDA only); losses and metrics stay fp32", ("auto", "off", "bf16", "fp16")),
     "channels_last": Key(str, "auto", "NHWC memory format for the model and query images: auto = on "
-                         "on the CPU (train 1.08x, eval 1.14x there, docs/speed.md), off on CUDA; "
+                         "on the CPU (faster convolutions there, docs/speed.md), off on CUDA; "
                          "same numbers up to float rounding", ("auto", "on", "off")),
     # --- evaluation -----------------------------------------------------------------
     "test_num": Key(int, 1000, "test episodes (paper: 1000 PASCAL, 4000 COCO; PFENet 5000/20000)",
