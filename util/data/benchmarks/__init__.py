@@ -25,11 +25,14 @@ NUM_FOLDS = 4
 
 @dataclass(frozen=True)
 class Protocol:
-    """The published test protocol: episodes per seed, seeds, test image size (longer side)."""
+    """The published test protocol: episodes per seed, seeds, test image size (longer side);
+    `balanced`: episode e tests class e mod C (queries drawn within it), as the cross-domain
+    benchmarks do, instead of queries walking the list."""
 
     episodes: int
     seeds: int
     image_size: int
+    balanced: bool = False
 
 
 @dataclass(frozen=True)
