@@ -199,6 +199,11 @@ SCHEMA: dict[str, Key] = {
     "seeds": Key(int, 1, "test.py: repeat the protocol with this many seeds", check=_positive),
     "vis": Key(int, 0, "test.py: save panels for this many episodes", check=_nonneg),
     "baselines": Key(bool, False, "test.py: also score all-foreground and prior-mask-only predictors"),
+    "target": Key(str, "", "test.py: benchmark to test on when it is not `dataset` (cross-domain test; "
+                  "docs/cross_domain.md)", check=lambda v: _benchmark(v) if v else None),
+    "target_root": Key(str, "", "test.py: data_root of the target (default data/<target>)"),
+    "target_list": Key(str, "", "test.py: list of the target (default lists/<target>/test.txt)"),
+    "target_episodes": Key(int, 0, "test.py: episodes on the target (0: its published protocol)", check=_nonneg),
 }
 
 

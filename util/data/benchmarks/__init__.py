@@ -83,8 +83,10 @@ class Benchmark:
 
     def fold_classes(self, cfg, mode: str) -> list[int]:
         """Class list of a mode: 'train' -> base classes, 'val'/'test' -> novel classes."""
-        fn = self.base_classes if mode == "train" else self.novel_classes
-        return fn(cfg.split, cfg.coco_fold_style)
+        if mode == "train":
+            return self.base_classes(cfg.split, cfg.coco_fold_style)
+        from util.data.cross_domain import evaluated_classes  # cross-domain tests drop the source's classes
+        return evaluated_classes(self, cfg, self.novel_classes(cfg.split, cfg.coco_fold_style))
 
 
 @dataclass(frozen=True)
