@@ -93,3 +93,27 @@ def test_bad_target_one_line_exit_2_no_result(run, capsys, change, words):
     err = capsys.readouterr().err.strip().split("\n")
     assert err[-1].startswith("error: ") and all(w in err[-1] for w in words), err[-1]
     assert sorted(p.name for p in (root / "exp/model").iterdir()) == before
+
+
+def test_second_toy_domain(tmp_path):
+    import cv2
+    import numpy as np
+
+    from util.prepare.toy import render
+    from util.prepare.toy_shift import generate_toy_shift
+
+    generate_toy_shift(str(tmp_path / "data"), str(tmp_path / "lists"), n_val=3, seed=1, min_side=40, max_side=48,
+                       workers=1)
+    lines = (tmp_path / "lists/test.txt").read_text().split("\n")[:-1]
+    assert len(lines) == 3
+    for i, line in enumerate(lines):
+        image_path, label_path = line.split()
+        toy_image, toy_label = render(1, 1, i, 40, 48)
+        label = cv2.imread(str(tmp_path / "data" / label_path), cv2.IMREAD_GRAYSCALE)
+        image = cv2.imread(str(tmp_path / "data" / image_path)).astype(np.float32)
+        assert np.array_equal(label, toy_label)  # same classes, shapes and label format
+        b, g, r = image.mean((0, 1))
+        assert b > r + 40 and np.abs(image - toy_image).mean() > 20  # another look
+    # a toy fold-0 model tested on the second domain: only the classes it never trained on
+    cfg = target_config(load_config("config/toy/toy_split0_vgg.yaml", ["target", "toyshift"]))
+    assert get_benchmark("toyshift").fold_classes(cfg, "test") == [1, 2, 3, 4, 5]
