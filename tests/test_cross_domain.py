@@ -10,7 +10,8 @@ from conftest import toy_overrides
 from target_fixtures import make_isic
 from util.config import load_config
 from util.data.benchmarks import get_benchmark
-from util.data.cross_domain import PASCAL_TO_COCO, common_name, target_config, unseen_classes
+from util.data.class_names import PASCAL_TO_COCO, common_name, unseen_classes
+from util.data.cross_domain import target_config
 from util.engine.runtime import run_cli
 from util.prepare.cli import main as prepare_main
 

@@ -3,56 +3,24 @@
 `target_config` turns a run's config into the config of its test on `target`: the target's
 benchmark, data and episode count, with the trained benchmark kept as `_source`. A target
 with folds (COCO-20i -> PASCAL-5i) tests every class of the target that the source fold did
-not train on, matched by name through the one COCO <-> PASCAL map below (so COCO fold i
-tests the PASCAL classes among its novel classes); a target without folds (the cross-domain
-suites) is tested whole, as published.
+not train on, matched by name (util/data/class_names.py); a target without folds (the
+cross-domain suites) is tested whole, as published.
 """
 from __future__ import annotations
 
 import logging
-from typing import Sequence
 
-from util.errors import UserError
+from util.data.benchmarks import get_benchmark
 
 log = logging.getLogger(__name__)
 
-# PASCAL VOC class name -> the COCO name of the same class (the other 14 are spelled alike)
-PASCAL_TO_COCO = {"aeroplane": "airplane", "diningtable": "dining table", "motorbike": "motorcycle",
-                  "pottedplant": "potted plant", "sofa": "couch", "tvmonitor": "tv"}
 # where the targets are read from by default (the folders `python -m util.prepare` is shown with)
 DEFAULT_DATA = {"pascal": ("data/VOCdevkit2012/VOC2012", "lists/pascal/val.txt"),
                 "coco": ("data/coco", "lists/coco/val.txt")}
 
 
-def common_name(name: str) -> str:
-    """One spelling per class over COCO and PASCAL (COCO's)."""
-    return PASCAL_TO_COCO.get(name, name)
-
-
-def unseen_classes(target, classes: Sequence[int], source, split: int, style: str) -> list[int]:
-    """`classes` of `target` whose class the `source` benchmark did not train on in fold `split`."""
-    seen = {common_name(source.class_name(c)) for c in source.base_classes(split, style)}
-    return [c for c in classes if common_name(target.class_name(c)) not in seen]
-
-
-def evaluated_classes(bench, cfg, novel: list[int]) -> list[int]:
-    """The evaluated classes: the fold's novel ones, or in a cross-domain test (`cfg._source`
-    set) on a target with folds, every target class the source fold did not train on."""
-    from util.data.benchmarks import get_benchmark
-    source = cfg.get("_source")
-    if not source or bench.folds is None:
-        return novel
-    every = list(range(1, bench.num_classes + 1))
-    kept = unseen_classes(bench, every, get_benchmark(source), cfg.split, cfg.coco_fold_style)
-    if not kept:
-        raise UserError(f"every class of {bench.name} was a training class of {source} fold {cfg.split}: "
-                        "no class is left to test; pick another fold or target")
-    return kept
-
-
 def target_config(cfg):
     """The config of the test on `cfg.target` (cfg itself without a target)."""
-    from util.data.benchmarks import get_benchmark
     if not cfg.target or cfg.target == cfg.dataset:
         return cfg
     bench = get_benchmark(cfg.target)

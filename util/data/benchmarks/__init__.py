@@ -85,8 +85,11 @@ class Benchmark:
         """Class list of a mode: 'train' -> base classes, 'val'/'test' -> novel classes."""
         if mode == "train":
             return self.base_classes(cfg.split, cfg.coco_fold_style)
-        from util.data.cross_domain import evaluated_classes  # cross-domain tests drop the source's classes
-        return evaluated_classes(self, cfg, self.novel_classes(cfg.split, cfg.coco_fold_style))
+        source = cfg.get("_source")  # set by a cross-domain test (util/data/cross_domain.py)
+        if not source or self.folds is None:
+            return self.novel_classes(cfg.split, cfg.coco_fold_style)
+        from util.data.class_names import cross_domain_classes
+        return cross_domain_classes(self, get_benchmark(source), cfg.split, cfg.coco_fold_style)
 
 
 @dataclass(frozen=True)
