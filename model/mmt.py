@@ -12,6 +12,7 @@ paper leaves open are listed in docs/cross_domain.md ("Meta-memory transfer").
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -103,8 +104,11 @@ class MetaMemory(nn.Module):
         the slots enter this step's graph (an in-place change afterwards would void its backward)."""
         mu, v = channel_stats(feat.float())
         for slots, stats in ((self.means, mu), (self.variances, v)):
-            w = slot_weights(slots.float(), stats, self.temperature)
-            slots.mul_(self.momentum).add_((1 - self.momentum) * (w @ stats).to(slots.dtype))
+            pulled = slot_weights(slots.float(), stats, self.temperature) @ stats  # [N, C]
+            if dist.is_available() and dist.is_initialized():  # every process keeps the same memory
+                dist.all_reduce(pulled)
+                pulled /= dist.get_world_size()
+            slots.mul_(self.momentum).add_((1 - self.momentum) * pulled.to(slots.dtype))
 
     def forward(self, feat: Tensor) -> Tensor:
         """The memory-enhanced feature (same shape)."""
