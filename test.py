@@ -3,7 +3,8 @@
     python test.py --config config/pascal/pascal_split0_resnet50.yaml [weight FILE] [key value ...]
 
 Without `weight`, uses exp/<dataset>/<exp>/model/best.pth (else last.pth). Writes
-results_shot<K>.json / .md next to the checkpoint; `seeds N` repeats with N seeds, `vis N`
+results_shot<K>.json / .md next to the checkpoint (`target NAME`: tests on another benchmark and
+writes results_shot<K>_NAME.json / .md); `seeds N` repeats with N seeds, `vis N`
 saves N Fig. 5-style panels, `baselines true` also scores the trivial predictors.
 Under `torchrun --nproc_per_node N test.py ...` the episodes are split over the processes and
 their counts summed: the same numbers as one process, to the last digit; rank 0 writes.
@@ -21,6 +22,7 @@ import torch
 from model import build_model, load_weights
 from util.config import Config, load_config
 from util.data.benchmarks import get_benchmark
+from util.data.cross_domain import results_name, target_config
 from util.data.loader import build_loader
 from util.engine import distributed
 from util.engine.checkpoint import fold_mismatch
@@ -67,7 +69,8 @@ def fmt_spread(stat: dict) -> str:
 
 
 def markdown(cfg: Config, weight: str, runs: list[dict], summary: dict, base: dict) -> str:
-    head = (f"# {cfg.dataset} fold {cfg.split}, {cfg.backbone}, {cfg.shot}-shot\n\n"
+    tested = f"{cfg.dataset} -> {cfg.target}" if cfg.target and cfg.target != cfg.dataset else cfg.dataset
+    head = (f"# {tested} fold {cfg.split}, {cfg.backbone}, {cfg.shot}-shot\n\n"
             f"checkpoint `{weight}`, {runs[0]['episodes']} episodes x {len(runs)} seed(s)\n\n"
             "| metric | value |\n|---|---|\n")
     rows = [f"| {k} | {fmt_spread(v)} |" for k, v in summary.items()]
@@ -95,7 +98,7 @@ def run_seeds(cfg: Config, net, precision: Precision, world: World = World()) ->
 
 def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images: list) -> str:
     out_dir = os.path.dirname(os.path.abspath(weight))
-    stem = os.path.join(out_dir, f"results_shot{cfg.shot}")
+    stem = os.path.join(out_dir, results_name(cfg))
     summary = summarise(runs)
     record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight,
               "metrics": runs[0], "seeds": runs, "summary": summary, "baselines": base}
@@ -131,8 +134,8 @@ def test_log_path(cfg: Config, weight: str) -> str:
     outside checkpoint is tested (`weight FILE` without `save_path`), so no folder of another
     run is created."""
     if cfg.weight and not cfg.save_path:
-        return os.path.join(os.path.dirname(os.path.abspath(weight)), f"results_shot{cfg.shot}.log")
-    return os.path.join(experiment_dir(cfg), "result", f"test_shot{cfg.shot}.log")
+        return os.path.join(os.path.dirname(os.path.abspath(weight)), f"{results_name(cfg)}.log")
+    return os.path.join(experiment_dir(cfg), "result", results_name(cfg).replace("results_", "test_") + ".log")
 
 
 def run_test(cfg: Config, world: World, device: torch.device) -> int:
@@ -143,7 +146,8 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING,
                   notes=cfg.get("_notes", ()))
     seed_everything(cfg.manual_seed)
-    note_protocol(cfg)
+    target = target_config(cfg)  # cfg itself unless `target` names another benchmark
+    note_protocol(target)
     net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too
     net.to(device, memory_format=precision.memory_format)
     trained = load_weights(net, weight)
@@ -153,7 +157,7 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
                         f"it was trained on (`split {trained.get('split')}`), or pass this fold's checkpoint")
     if trained and trained.get("shot", cfg.shot) != cfg.shot:
         log.info("%s was trained %d-shot; testing %d-shot", weight, trained["shot"], cfg.shot)
-    runs, base, images = run_seeds(cfg, net, precision, world)
+    runs, base, images = run_seeds(target, net, precision, world)
     if not world.main:
         return 0
     stem = write_results(cfg, weight, runs, base, images)

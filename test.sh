@@ -2,6 +2,7 @@
 # usage: [GPUS=N] sh test.sh DATASET EXP [key value ...]
 #   e.g. sh test.sh pascal split0_resnet50 shot 5 seeds 5
 #        GPUS=4 sh test.sh pascal split0_resnet50        # episodes split over 4 processes
+#        sh test.sh pascal split0_resnet50 target deepglobe   # cross-domain (docs/cross_domain.md)
 # Tests exp/DATASET/EXP[_Kshot]/model/best.pth (or `weight FILE`) with the fixed episodes;
 # any GPUS gives the same numbers (per-process counts are summed).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"

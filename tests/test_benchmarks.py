@@ -39,13 +39,14 @@ def test_names_and_counts():
     assert PASCAL.class_name(1) == "aeroplane" and PASCAL.class_name(20) == "tvmonitor"
     assert COCO.class_name(1) == "person" and COCO.class_name(80) == "toothbrush"
     assert (PASCAL.num_classes, COCO.num_classes, get_benchmark("toy").num_classes) == (20, 80, 20)
-    assert BENCHMARKS.names() == ["coco", "pascal", "toy"]
+    assert BENCHMARKS.names() == ["chestxray", "coco", "deepglobe", "fss1000", "isic", "pascal", "suim", "toy",
+                                 "toyshift"]
 
 
 def test_unknown_benchmark_is_named():
-    with pytest.raises(UserError, match=r"unknown benchmark 'voc'.*coco, pascal, toy"):
+    with pytest.raises(UserError, match=r"unknown benchmark 'voc'.*coco, deepglobe, fss1000, isic, pascal, suim, toy"):
         get_benchmark("voc")
-    with pytest.raises(ConfigError, match=r"dataset.*'voc'.*coco, pascal, toy"):
+    with pytest.raises(ConfigError, match=r"dataset.*'voc'.*coco, deepglobe, fss1000, isic, pascal, suim, toy"):
         load_config(None, ["dataset", "voc"])
 
 

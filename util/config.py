@@ -156,6 +156,21 @@ SCHEMA: dict[str, Key] = {
                         check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]", variant=_with("use_scnet")),
     "scnet_prior": Key(str, "region", "SCNet: prior-mask channel of the query branch",
                        ("region", "zeros", "support"), variant=_with("use_scnet")),
+    "use_mmt": Key(bool, False, "meta-memory transfer on the mid-level features (docs/cross_domain.md)",
+                   variant=True),
+    "mmt_slots": Key(int, 8, "MMT: memory slots N (mean and variance each)", check=_positive, variant=_with("use_mmt")),
+    "mmt_momentum": Key(float, 0.9, "MMT: momentum lambda of the memory update",
+                        check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)", variant=_with("use_mmt")),
+    "mmt_alpha": Key(float, 0.5, "MMT: alpha, share of the feature's own statistics in the enhancement",
+                     check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]", variant=_with("use_mmt")),
+    "mmt_temperature": Key(float, 0.1, "MMT: temperature of the slot similarities and of L_cont", check=_positive,
+                           variant=_with("use_mmt")),
+    "mmt_contrast": Key(bool, True, "MMT ablation Cons: the contrastive loss L_cont", variant=_with("use_mmt")),
+    "mmt_enhance_train": Key(bool, True, "MMT ablation MEnS: train on memory-enhanced source features",
+                             variant=_with("use_mmt")),
+    "mmt_enhance_test": Key(bool, True, "MMT ablation MEnT: test on memory-enhanced target features",
+                            variant=_with("use_mmt")),
+    "loss_mmt": Key(float, 1.0, "weight of MMT's L_orth + L_cont + L_pro", check=_nonneg, variant=_with("use_mmt")),
     # --- training -------------------------------------------------------------------
     "epochs": Key(int, 200, "training epochs", check=_positive),
     "batch_size": Key(int, 32, "episodes per training step (over all GPUs)", check=_positive),
@@ -199,6 +214,11 @@ SCHEMA: dict[str, Key] = {
     "seeds": Key(int, 1, "test.py: repeat the protocol with this many seeds", check=_positive),
     "vis": Key(int, 0, "test.py: save panels for this many episodes", check=_nonneg),
     "baselines": Key(bool, False, "test.py: also score all-foreground and prior-mask-only predictors"),
+    "target": Key(str, "", "test.py: benchmark to test on when it is not `dataset` (cross-domain test; "
+                  "docs/cross_domain.md)", check=lambda v: _benchmark(v) if v else None),
+    "target_root": Key(str, "", "test.py: data_root of the target (default data/<target>)"),
+    "target_list": Key(str, "", "test.py: list of the target (default lists/<target>/test.txt)"),
+    "target_episodes": Key(int, 0, "test.py: episodes on the target (0: its published protocol)", check=_nonneg),
 }
 
 

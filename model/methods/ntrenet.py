@@ -8,7 +8,7 @@ BGEM/DOEM when on, FEM) compares the query with its own background prototypes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +25,7 @@ from model.pcl import PCL, negative_region, nontarget_mask, support_mask_prototy
 from model.prior import prior_mask
 from model.prototype import masked_average_pooling
 from model.methods import Method
+from model.mmt import MetaMemoryTransfer
 from model.scnet import SelfContrastBranch
 
 
@@ -42,6 +43,7 @@ class _Pass:
     proto: Tensor                  # [B,C,1,1] K-shot mean support prototype P^s
     query_mid: Tensor              # [B,Cm,h,w] backbone mid-level query feature (SCNet prototypes)
     query_high: Tensor             # [B,Ch,h,w] backbone layer4 query feature (SCNet clustering)
+    other_query_mid: Tensor | None = None  # MMT in training: the query view the head did not see
 
 
 class NTRENet(nn.Module):
@@ -54,7 +56,8 @@ class NTRENet(nn.Module):
                  num_train_classes: int = 15, zoom_factor: int = 8, ignore_label: int = 255,
                  use_scnet: bool = False, scnet_clusters: int = 3, scnet_prior: str = "region",
                  feature_dropout: float = 0.5, loss_weights: LossWeights = LossWeights(),
-                 cap_bins: bool = False, prior_foreground_only: bool = False) -> None:
+                 cap_bins: bool = False, prior_foreground_only: bool = False,
+                 mmt: MetaMemoryTransfer | None = None) -> None:
         super().__init__()
         c, n = reduce_dim, len(bins)
         self.backbone = backbone
@@ -76,6 +79,7 @@ class NTRENet(nn.Module):
                                         ignore_label=ignore_label) if use_scnet else None
         self.num_train_classes, self.bg_alpha, self.bg_loss_norm = num_train_classes, bg_alpha, bg_loss_norm
         self.zoom_factor, self.ignore_label, self.loss_weights = zoom_factor, ignore_label, loss_weights
+        self.mmt = mmt  # meta-memory transfer on the mid-level features (model/mmt.py), None when off
 
     # ----------------------------------------------------------------------------- public
     def forward(self, query: Tensor, supports: Tensor, support_masks: Tensor,
@@ -114,6 +118,10 @@ class NTRENet(nn.Module):
         self._check_inputs(query, supports, support_masks)
         b, k = supports.shape[:2]
         feats = self.backbone(query, supports, (support_masks == 1).to(query.dtype))  # 255 -> 0
+        other = None
+        if self.mmt is not None:
+            query_mid, support_mid, other = self.mmt.views(feats.query_mid, feats.support_mid)
+            feats = replace(feats, query_mid=query_mid, support_mid=support_mid)
         xq = self.reduce_query(feats.query_mid)                                 # [B,C,h,w]
         xs = self.reduce_support(feats.support_mid.flatten(0, 1))              # [BK,C,h,w]
         protos = masked_average_pooling(xs, feats.support_mask.flatten(0, 1)[:, None])  # [BK,C,1,1]
@@ -123,7 +131,7 @@ class NTRENet(nn.Module):
         bg_query = self.bgmm(xq) if self.bgmm is not None else None            # eq. 1, [B,2,h,w]
         logits, fem_heads, ini_heads, do_masks = self._pyramid(xq, proto, prior, bg_query)
         return _Pass(logits, fem_heads, ini_heads, do_masks, prior, bg_query, xq,
-                     xs.unflatten(0, (b, k)), proto, feats.query_mid, feats.query_high)
+                     xs.unflatten(0, (b, k)), proto, feats.query_mid, feats.query_high, other)
 
     def _pyramid(self, xq: Tensor, proto: Tensor, prior: Tensor, bg_logits: Tensor | None):
         """The comparison head: proto [B,C,1,1] (P^s) or a prototype map [B,C,h,w] (SCNet eq. 7)."""
@@ -159,7 +167,20 @@ class NTRENet(nn.Module):
             terms["pcl"] = self._pcl_loss(out, bg_support, query_mask, support_masks, classes)
         if self.scnet is not None:  # last: the other terms draw the same random numbers as without it
             terms["scnet"] = self._scnet_loss(out, query_mask, logits.shape[-2:])
-        return weighted_total(terms, self.loss_weights)
+        total = weighted_total(terms, self.loss_weights)
+        if self.mmt is None:
+            return total
+        mmt = self._mmt_losses(out, query_mask, support_masks)
+        return {**total, **mmt, "total": total["total"] + self.mmt.weight * mmt["mmt"]}
+
+    def _mmt_losses(self, out: _Pass, query_mask: Tensor, support_masks: Tensor) -> dict[str, Tensor]:
+        """MMT's L_orth + L_cont + L_pro on the reduced features (both query views reduced alike)."""
+        b, k = support_masks.shape[:2]
+        size = out.xq.shape[-2:]
+        support = (resize_labels(support_masks.flatten(0, 1), size) == 1).to(out.xq.dtype).view(b, k, *size)
+        other = self.reduce_query(out.other_query_mid) if self.mmt.contrast else out.xq  # L_cont's second view
+        return self.mmt.losses(out.xq, other, out.xs, support,
+                               resize_labels(query_mask, size), self.ignore_label)
 
     def _scnet_loss(self, out: _Pass, query_mask: Tensor, size: tuple[int, int]) -> Tensor:
         """SCNet L2 (eq. 9): the query branch (eq. 4-7) through the shared head (eq. 8) vs 1 - M^q.
@@ -251,6 +272,10 @@ def build(cfg, num_train_classes: int) -> NTRENet:
         feature_dropout=cfg.feature_dropout, cap_bins=cfg.cap_bins, prior_foreground_only=cfg.prior_foreground_only,
         loss_weights=LossWeights(ini=cfg.loss_ini, fem=cfg.loss_fem, bg=cfg.loss_bg, pcl=cfg.loss_pcl,
                                  scnet=cfg.scnet_lambda if cfg.use_scnet else 0.0),
+        mmt=MetaMemoryTransfer(backbone.mid_channels, slots=cfg.mmt_slots, momentum=cfg.mmt_momentum,
+                               alpha=cfg.mmt_alpha, temperature=cfg.mmt_temperature, contrast=cfg.mmt_contrast,
+                               enhance_train=cfg.mmt_enhance_train, enhance_test=cfg.mmt_enhance_test,
+                               weight=cfg.loss_mmt) if cfg.use_mmt else None,
     )
 
 

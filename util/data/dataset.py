@@ -66,6 +66,18 @@ def draw_test_episodes(index: ClassIndex, n: int, shot: int, seed: int) -> list[
     return [draw_episode(index, e % len(index.items), shot, rng) for e in range(n)]
 
 
+def draw_balanced_episodes(index: ClassIndex, classes: list[int], n: int, shot: int, seed: int) -> list[Episode]:
+    """Episode e tests class classes[e mod C]: query and K other supports drawn among its images."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for e in range(n):
+        cls = classes[e % len(classes)]
+        members = index.by_class[cls]
+        picks = rng.choice(len(members), size=shot + 1, replace=False)
+        out.append((members[int(picks[0])], cls, tuple(members[int(j)] for j in picks[1:])))
+    return out
+
+
 class EpisodeDataset(Dataset):
     """Episodes of a fold: mode 'train' (base classes) or 'val'/'test' (novel classes)."""
 
@@ -89,7 +101,9 @@ class EpisodeDataset(Dataset):
         self.episodes: list[Episode] = []
         if not self.train:
             n = num_episodes or (cfg.val_num if mode == "val" and cfg.val_num else cfg.test_num)
-            self.episodes = draw_test_episodes(self.index, n, cfg.shot, cfg.test_seed if seed is None else seed)
+            seed = cfg.test_seed if seed is None else seed
+            self.episodes = (draw_balanced_episodes(self.index, self.classes, n, cfg.shot, seed)
+                             if bench.protocol.balanced else draw_test_episodes(self.index, n, cfg.shot, seed))
         log.info("%s episodes: %d images of %s, classes %s, %d-shot", mode, len(self.index.items),
                  list_path, self.classes, cfg.shot)
 

@@ -4,6 +4,7 @@
                                   [--train-list FILE] [--workers N]
     python -m util.prepare coco --coco DIR --out DIR [--lists lists/coco] [--workers N]
     python -m util.prepare toy [--out data/toy] [--lists lists/toy] [--images N]
+    python -m util.prepare fss1000|deepglobe|isic|chestxray|suim --src DIR --out DIR [...]
 
 OUT becomes the `data_root` of the configs (docs/data.md). Each source is one module of
 this package; they share only util/prepare/common.py.
@@ -32,6 +33,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from util.prepare.targets import add_target_parsers
     from util.prepare.toy import add_arguments
 
     parser = argparse.ArgumentParser(prog="python -m util.prepare", description=__doc__.split("\n")[0])
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     coco.add_argument("--lists", type=Path, default=REPO_ROOT / "lists" / "coco", help="where train.txt/val.txt go")
     coco.add_argument("--workers", **workers)
     add_arguments(sub.add_parser("toy", help="generate the deterministic toy benchmark (PASCAL layout)"))
+    add_target_parsers(sub, REPO_ROOT, workers)  # cross-domain targets (docs/cross_domain.md)
     return parser
 
 
@@ -64,6 +67,9 @@ def prepare(args: argparse.Namespace) -> dict[str, int]:
     if args.dataset == "coco":
         from util.prepare.coco import prepare_coco
         return prepare_coco(args.coco, args.out, args.lists, workers=args.workers)
+    if args.dataset != "toy":
+        from util.prepare.targets import prepare_target
+        return prepare_target(args)
     from util.prepare.toy import run
     return run(args)
 

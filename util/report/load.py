@@ -120,10 +120,11 @@ class Result:
     fbiou: float | None
     precision: float | None
     miou_std: float | None = None
+    target: str = ""  # the benchmark tested on when it is not `dataset` (a cross-domain test)
 
     @property
     def key(self) -> tuple:
-        return (self.dataset, self.backbone, self.shot, self.split, self.variant)
+        return (self.dataset, self.backbone, self.shot, self.split, self.variant, self.target)
 
 
 def find_results(root: str | os.PathLike) -> list[Path]:
@@ -173,7 +174,8 @@ def load_result(path: Path) -> Result:
         pick = {k: _opt_float(mean.get(k, met.get(k))) for k in HEADLINE}  # the metric vocabulary
         return Result(Path(path), os.path.getmtime(path), str(vals["dataset"]), str(vals["backbone"]),
                       int(vals["shot"]), int(vals["split"]), variant_of(cfg), pick["miou"], pick["fbiou"],
-                      pick["precision"], None if single else _opt_float(std.get("miou")))
+                      pick["precision"], None if single else _opt_float(std.get("miou")),
+                      "" if cfg.get("target") in (None, "", vals["dataset"]) else str(cfg["target"]))
     except (TypeError, ValueError) as e:
         raise UserError(f"{path}: a value has the wrong type ({e}); re-run test.sh for that experiment "
                         "or move the file out of the folder") from None

@@ -25,11 +25,14 @@ NUM_FOLDS = 4
 
 @dataclass(frozen=True)
 class Protocol:
-    """The published test protocol: episodes per seed, seeds, test image size (longer side)."""
+    """The published test protocol: episodes per seed, seeds, test image size (longer side);
+    `balanced`: episode e tests class e mod C (queries drawn within it), as the cross-domain
+    benchmarks do, instead of queries walking the list."""
 
     episodes: int
     seeds: int
     image_size: int
+    balanced: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,13 @@ class Benchmark:
 
     def fold_classes(self, cfg, mode: str) -> list[int]:
         """Class list of a mode: 'train' -> base classes, 'val'/'test' -> novel classes."""
-        fn = self.base_classes if mode == "train" else self.novel_classes
-        return fn(cfg.split, cfg.coco_fold_style)
+        if mode == "train":
+            return self.base_classes(cfg.split, cfg.coco_fold_style)
+        source = cfg.get("_source")  # set by a cross-domain test (util/data/cross_domain.py)
+        if not source or self.folds is None:
+            return self.novel_classes(cfg.split, cfg.coco_fold_style)
+        from util.data.class_names import cross_domain_classes
+        return cross_domain_classes(self, get_benchmark(source), cfg.split, cfg.coco_fold_style)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,38 @@
+"""Testing a checkpoint on another benchmark than the one it was trained on (docs/cross_domain.md).
+
+`target_config` turns a run's config into the config of its test on `target`: the target's
+benchmark, data and episode count, with the trained benchmark kept as `_source`. A target
+with folds (COCO-20i -> PASCAL-5i) tests every class of the target that the source fold did
+not train on, matched by name (util/data/class_names.py); a target without folds (the
+cross-domain suites) is tested whole, as published.
+"""
+from __future__ import annotations
+
+import logging
+
+from util.data.benchmarks import get_benchmark
+
+log = logging.getLogger(__name__)
+
+# where the targets are read from by default (the folders `python -m util.prepare` is shown with)
+DEFAULT_DATA = {"pascal": ("data/VOCdevkit2012/VOC2012", "lists/pascal/val.txt"),
+                "coco": ("data/coco", "lists/coco/val.txt")}
+
+
+def target_config(cfg):
+    """The config of the test on `cfg.target` (cfg itself without a target)."""
+    if not cfg.target or cfg.target == cfg.dataset:
+        return cfg
+    bench = get_benchmark(cfg.target)
+    root, lst = DEFAULT_DATA.get(bench.name, (f"data/{bench.name}", f"lists/{bench.name}/test.txt"))
+    out = cfg.replace(dataset=bench.name, data_root=cfg.target_root or root, val_list=cfg.target_list or lst,
+                      test_num=cfg.target_episodes or bench.protocol.episodes)
+    dict.__setitem__(out, "_source", cfg.dataset)
+    log.info("cross-domain test: %s model on %s (%s, %s)", cfg.dataset, bench.title, out.data_root, out.val_list)
+    return out
+
+
+def results_name(cfg) -> str:
+    """results_shot<K> (the trained benchmark) or results_shot<K>_<target>."""
+    target = cfg.target if cfg.target and cfg.target != cfg.dataset else ""
+    return f"results_shot{cfg.shot}" + (f"_{target}" if target else "")
