@@ -156,6 +156,18 @@ SCHEMA: dict[str, Key] = {
                         check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]", variant=_with("use_scnet")),
     "scnet_prior": Key(str, "region", "SCNet: prior-mask channel of the query branch",
                        ("region", "zeros", "support"), variant=_with("use_scnet")),
+    # --- BAM (model bam; docs/bam.md) ---------------------------------------------------
+    "base_weight": Key(str, "exp/{dataset}/split{split}_{backbone}_pspnet/model/best.pth",
+                       "BAM: stage-1 base learner (PSPNet) checkpoint; {dataset}, {split}, {backbone} are filled "
+                       "in; 'none': random base learner (tests only)"),
+    "low_layer": Key(str, "layer2", "BAM: low-level layer whose Gram matrices give the scene difference psi",
+                     ("layer2", "layer3"), variant=lambda cfg: cfg.get("model") == "bam"),
+    "kshot_hidden": Key(int, 2, "BAM: hidden width of the K-shot weighting net (0: one linear layer)",
+                        check=_nonneg),
+    "loss_meta": Key(float, 1.0, "BAM: weight of the meta learner's loss (released aux_weight1)", check=_nonneg),
+    "gfss_tau": Key(float, 0.9, "BAM generalized FSS: a pixel is novel when the final foreground "
+                    "probability exceeds this (released merge_tau)", check=lambda v: None if 0 <= v <= 1 else
+                    "must be in [0, 1]"),
     # --- training -------------------------------------------------------------------
     "epochs": Key(int, 200, "training epochs", check=_positive),
     "batch_size": Key(int, 32, "episodes per training step (over all GPUs)", check=_positive),
