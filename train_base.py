@@ -41,8 +41,9 @@ def build_pspnet(cfg) -> PSPNet:
 
 
 def build_optimizer(net: PSPNet, cfg) -> torch.optim.Optimizer:
-    """Encoder at the base rate, PPM + classifier at scale_lr x (the release's index_split 0)."""
-    groups = [{"params": list(net.backbone.parameters()), "scale": 1.0},
+    """Encoder at encoder_lr_scale x, PPM + classifier at scale_lr x the poly rate of base_lr (the
+    release's index_split 0 on PASCAL, -1 on COCO)."""
+    groups = [{"params": list(net.backbone.parameters()), "scale": cfg.encoder_lr_scale},
               {"params": list(net.base_learner.parameters()), "scale": cfg.scale_lr}]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.base_lr, weight_decay=cfg.weight_decay)

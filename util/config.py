@@ -165,6 +165,9 @@ SCHEMA: dict[str, Key] = {
     "kshot_hidden": Key(int, 2, "BAM: hidden width of the K-shot weighting net (0: one linear layer)",
                         check=_nonneg),
     "loss_meta": Key(float, 1.0, "BAM: weight of the meta learner's loss (released aux_weight1)", check=_nonneg),
+    "encoder_lr_scale": Key(float, 1.0, "BAM stage 1: the encoder's learning rate as a multiple of base_lr "
+                            "(released: 1 on PASCAL, 10 = scale_lr on COCO); PPM and classifier take scale_lr",
+                            check=_nonneg),
     "gfss_tau": Key(float, 0.9, "BAM generalized FSS: a pixel is novel when the final foreground "
                     "probability exceeds this (released merge_tau)", check=lambda v: None if 0 <= v <= 1 else
                     "must be in [0, 1]"),
