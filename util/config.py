@@ -165,6 +165,9 @@ SCHEMA: dict[str, Key] = {
     "kshot_hidden": Key(int, 2, "BAM: hidden width of the K-shot weighting net (0: one linear layer)",
                         check=_nonneg),
     "loss_meta": Key(float, 1.0, "BAM: weight of the meta learner's loss (released aux_weight1)", check=_nonneg),
+    "bam_output": Key(str, "final", "BAM: what eval mode returns: the ensemble's final prediction, or the meta "
+                      "learner alone (its ablation)", ("final", "meta"),
+                      variant=lambda cfg: cfg.get("model") == "bam"),
     "encoder_lr_scale": Key(float, 1.0, "BAM stage 1: the encoder's learning rate as a multiple of base_lr "
                             "(released: 1 on PASCAL, 10 = scale_lr on COCO); PPM and classifier take scale_lr",
                             check=_nonneg),

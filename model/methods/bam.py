@@ -59,7 +59,7 @@ class ShotWeights(nn.Module):
 class BAM(nn.Module):
     def __init__(self, *, backbone: Backbone, num_base_classes: int, shot: int = 1, reduce_dim: int = 256,
                  low_layer: str = "layer2", kshot_hidden: int = 2, feature_dropout: float = 0.5,
-                 loss_meta: float = 1.0, zoom_factor: int = 8, ignore_label: int = 255) -> None:
+                 loss_meta: float = 1.0, zoom_factor: int = 8, ignore_label: int = 255, output: str = "final") -> None:
         super().__init__()
         if low_layer not in LOW_LAYERS:
             raise ValueError(f"low_layer must be one of {LOW_LAYERS}, got '{low_layer}'")
@@ -82,6 +82,9 @@ class BAM(nn.Module):
         self.low = slice(split, None) if low_layer == "layer2" else slice(0, split)
         self.num_base_classes, self.shot, self.loss_meta = num_base_classes, shot, loss_meta
         self.zoom_factor, self.ignore_label = zoom_factor, ignore_label
+        if output not in ("final", "meta"):
+            raise ValueError(f"output must be final or meta, got '{output}'")
+        self.output = output  # eval: the ensemble's prediction, or the meta learner alone (ablation)
 
     def train(self, mode: bool = True) -> "BAM":
         """The encoder and the base learner stay in eval mode (frozen BN, no dropout), as released."""
@@ -92,13 +95,13 @@ class BAM(nn.Module):
 
     def forward(self, query: Tensor, supports: Tensor, support_masks: Tensor,
                 query_mask: Tensor | None = None, classes: Tensor | None = None):
-        """Eval: final logits [B,2,H,W]. Training: (final, losses) with query_mask [B,H,W] and
+        """Eval: final (or, with output 'meta', the meta learner's) logits [B,2,H,W]. Training: (final, losses) with query_mask [B,H,W] and
         classes [B] (the episode's index among the base classes, kept out of the suppression)."""
         if self.training:
             self._check_targets(query, query_mask, classes)
         out = self.predict_all(query, supports, support_masks, classes if self.training else None)
         if not self.training:
-            return out["final"]
+            return out[self.output]
         target = resize_labels(query_mask, out["final"].shape[-2:])
         main = segmentation_ce(out["final"], target, self.ignore_label)
         meta = segmentation_ce(out["meta"], target, self.ignore_label)
@@ -155,7 +158,8 @@ def build(cfg, num_train_classes: int) -> BAM:
     backbone = build_backbone(cfg.backbone, pretrained=False, initmodel_dir=cfg.initmodel_dir, bn_mode="frozen")
     net = BAM(backbone=backbone, num_base_classes=num_train_classes, shot=cfg.shot, reduce_dim=cfg.reduce_dim,
               low_layer=cfg.low_layer, kshot_hidden=cfg.kshot_hidden, feature_dropout=cfg.feature_dropout,
-              loss_meta=cfg.loss_meta, zoom_factor=cfg.zoom_factor, ignore_label=cfg.ignore_label)
+              loss_meta=cfg.loss_meta, zoom_factor=cfg.zoom_factor, ignore_label=cfg.ignore_label,
+              output=cfg.bam_output)
     if cfg.base_weight != "none":
         expected = {k: cfg[k] for k in ("dataset", "split", "backbone", "coco_fold_style")}
         load_base_learner(net, base_weight_path(cfg), expected, produced_by=stage1_command(cfg))
