@@ -4,7 +4,7 @@
 
 Without `weight`, uses exp/<dataset>/<exp>/model/best.pth (else last.pth), like test.py.
 Novel pixels: final foreground probability > gfss_tau; the rest: the base learner's classes.
-Writes results_gfss_shot<K>.json / .md next to the checkpoint: mIoU of the base classes, the
+Writes gfss_shot<K>.json / .md next to the checkpoint: mIoU of the base classes, the
 novel classes, all classes (the release's total) and the mean of base and novel.
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     weight = find_weight(cfg)
     device = resolve_device(cfg.device)
     precision = Precision.from_config(cfg, device)
-    stem = os.path.join(os.path.dirname(os.path.abspath(weight)), f"results_gfss_shot{cfg.shot}")
+    stem = os.path.join(os.path.dirname(os.path.abspath(weight)), f"gfss_shot{cfg.shot}")
     setup_logging(stem + ".log", notes=cfg.get("_notes", ()))
     seed_everything(cfg.manual_seed)
     net = build_model(cfg.replace(base_weight="none"))  # the BAM checkpoint holds the base learner

@@ -18,6 +18,7 @@ from util.data.gfss import choose_class, gfss_label
 from util.evaluation.gfss import GFSSScores, gfss_prediction
 from util.evaluation.semantic import ClassCounts
 from util.errors import UserError
+from util.report.cli import make_report
 
 BASE0 = list(range(6, 21))  # fold 0's base classes
 
@@ -89,6 +90,8 @@ def test_stage1_to_stage2_to_tests(toy_tree, tmp_path):
     assert torch.equal(s2["base_learner.cls.4.weight"], saved["model"]["base_learner.cls.4.weight"])  # frozen
     assert test_cli.main(stage2) == 0
     assert test_gfss.main(stage2) == 0
-    res = json.loads((tmp_path / "s2/model/results_gfss_shot1.json").read_text())["gfss"]
+    res = json.loads((tmp_path / "s2/model/gfss_shot1.json").read_text())["gfss"]
     assert set(res) >= {"miou_base", "miou_novel", "miou_total", "miou_mean"} and len(res["iou"]) == 21
     assert os.path.isfile(tmp_path / "s2/model/results_shot1.json")
+    md = make_report(tmp_path / "s2")["md"]
+    assert "BAM on toy" in md and "| vgg BAM |" in md and "generalized FSS" in md and "| toy vgg 1-shot |" in md
