@@ -27,3 +27,15 @@ def adjustment_factor(query_low: Tensor, support_low: Tensor) -> Tensor:
     """
     diff = gram_matrix(query_low) - gram_matrix(support_low)  # [B,C,C]
     return (diff.norm(dim=(1, 2)) / float(query_low.shape[1])).view(-1, 1, 1, 1)
+
+
+LOW_LAYERS = ("layer2", "layer3")  # the layers psi can be computed on (released: layer2)
+
+
+def low_level(mid_channels: int, low_layer: str) -> slice:
+    """Channels of `low_layer` in the backbone's mid-level feature cat(layer3, layer2), where
+    layer3 holds the first 2/3 of the channels."""
+    if low_layer not in LOW_LAYERS:
+        raise ValueError(f"low_layer must be one of {LOW_LAYERS}, got '{low_layer}'")
+    split = mid_channels * 2 // 3
+    return slice(split, None) if low_layer == "layer2" else slice(0, split)

@@ -10,7 +10,7 @@ from model import build_model, load_weights
 from model.backbone import build_backbone
 from model.ensemble import Ensemble, base_foreground
 from model.gram import adjustment_factor, gram_matrix
-from model.methods.bam import ShotWeights
+from model.kshot import ShotWeights
 from model.pspnet import PSPNet
 from util.config import load_config
 from util.errors import UserError
@@ -169,3 +169,24 @@ def test_missing_stage1_file_names_path_and_command(tmp_path):
     msg = str(e.value)
     assert "\n" not in msg and str(tmp_path / "exp/toy/split0_vgg_pspnet/model/best.pth") in msg
     assert "python train_base.py --config config/toy/toy_split0_vgg_pspnet.yaml" in msg
+
+
+def test_ntrenet_as_meta_learner_trains_and_round_trips(tmp_path):
+    c = cfg("meta_learner", "ntrenet", "shot", "2", "ppm_scales", "[1.0,0.5]", "bg_dim", "16", "pcl_samples", "4")
+    net = build_model(c)
+    q, s, m, y = _episode(shot=2)
+    net.train()
+    logits, losses = net(q, s, m, query_mask=y, classes=torch.tensor([1, 2]))
+    assert {"main", "meta", "bg", "pcl", "total"} <= set(losses)
+    assert losses["total"].item() == pytest.approx(losses["main"].item() + losses["meta"].item(), rel=1e-5)
+    losses["total"].backward()
+    assert all(p.grad is None for p in net.base_learner.parameters())
+    assert net.shot_weights.net[0].weight.grad is not None and net.bgmm.prototype.grad is not None
+    net.eval()
+    final = net(q, s, m)
+    torch.save({"model": net.state_dict()}, tmp_path / "nb.pth")
+    other = build_model(c.replace(bam_output="meta"))
+    load_weights(other, str(tmp_path / "nb.pth"))
+    other.eval()
+    meta = other(q, s, m)
+    assert final.shape == meta.shape == (2, 2, 33, 33) and not torch.allclose(final, meta)

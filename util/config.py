@@ -165,6 +165,9 @@ SCHEMA: dict[str, Key] = {
     "kshot_hidden": Key(int, 2, "BAM: hidden width of the K-shot weighting net (0: one linear layer)",
                         check=_nonneg),
     "loss_meta": Key(float, 1.0, "BAM: weight of the meta learner's loss (released aux_weight1)", check=_nonneg),
+    "meta_learner": Key(str, "bam", "BAM: meta learner in the ensemble: the release's (ASPP head) or NTRENet "
+                        "(its use_* modules; docs/bam.md)", ("bam", "ntrenet"),
+                        variant=lambda cfg: cfg.get("model") == "bam"),
     "bam_output": Key(str, "final", "BAM: what eval mode returns: the ensemble's final prediction, or the meta "
                       "learner alone (its ablation)", ("final", "meta"),
                       variant=lambda cfg: cfg.get("model") == "bam"),

@@ -18,42 +18,21 @@ import torch
 from torch import Tensor, nn
 
 from model.aspp import ASPP
+from model.bam_ntrenet import NTRENetBAM
 from model.backbone import Backbone, build_backbone
 from model.bam_convert import load_base_learner
 from model.blocks import conv_relu, refine_block, resize, seg_head
 from model.ensemble import Ensemble
-from model.gram import adjustment_factor
+from model.gram import low_level
+from model.kshot import ShotWeights, scene_difference
 from model.loss import resize_labels, segmentation_ce
 from model.methods import Method
+from model.methods.ntrenet import head_options
 from model.prior import prior_mask
 from model.prototype import masked_average_pooling
 from model.pspnet import BaseLearner
 
 log = logging.getLogger(__name__)
-
-LOW_LAYERS = ("layer2", "layer3")  # the low-level layers whose Gram matrices give psi (released: layer2)
-
-
-class ShotWeights(nn.Module):
-    """K-shot reweighting: sorted psi [B,K,1,1] -> 1x1 conv net -> softmax weights in shot order."""
-
-    def __init__(self, shot: int, hidden: int) -> None:
-        super().__init__()
-        self.shot = shot
-        if shot == 1:
-            self.net = None
-        elif hidden == 0:
-            self.net = nn.Conv2d(shot, shot, 1, bias=False)
-            nn.init.constant_(self.net.weight, 1.0 / shot)
-        else:
-            self.net = nn.Sequential(nn.Conv2d(shot, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, shot, 1))
-
-    def forward(self, psi: Tensor) -> Tensor:
-        if self.net is None:
-            return torch.ones_like(psi)
-        ordered, order = psi.sort(dim=1)
-        rank = order.argsort(dim=1)
-        return self.net(ordered).gather(1, rank).softmax(dim=1)
 
 
 class BAM(nn.Module):
@@ -61,8 +40,6 @@ class BAM(nn.Module):
                  low_layer: str = "layer2", kshot_hidden: int = 2, feature_dropout: float = 0.5,
                  loss_meta: float = 1.0, zoom_factor: int = 8, ignore_label: int = 255, output: str = "final") -> None:
         super().__init__()
-        if low_layer not in LOW_LAYERS:
-            raise ValueError(f"low_layer must be one of {LOW_LAYERS}, got '{low_layer}'")
         c = reduce_dim
         self.backbone = backbone
         self.base_learner = BaseLearner(backbone.high_channels, num_base_classes)
@@ -77,9 +54,7 @@ class BAM(nn.Module):
         self.head = seg_head(c)
         self.ensemble = Ensemble()
         self.shot_weights = ShotWeights(shot, kshot_hidden)
-        # mid = cat(layer3, layer2): layer3 takes the first 2/3 of the channels
-        split = backbone.mid_channels * 2 // 3
-        self.low = slice(split, None) if low_layer == "layer2" else slice(0, split)
+        self.low = low_level(backbone.mid_channels, low_layer)
         self.num_base_classes, self.shot, self.loss_meta = num_base_classes, shot, loss_meta
         self.zoom_factor, self.ignore_label = zoom_factor, ignore_label
         if output not in ("final", "meta"):
@@ -119,10 +94,8 @@ class BAM(nn.Module):
         xq = self.reduce_query(feats.query_mid)                                           # [B,C,h,w]
         xs = self.reduce_support(feats.support_mid.flatten(0, 1))                         # [BK,C,h,w]
         protos = masked_average_pooling(xs, feats.support_mask.flatten(0, 1)[:, None]).unflatten(0, (b, k))
-        low_q, low_s = feats.query_mid[:, self.low], feats.support_mid[:, :, self.low]
-        psi_k = torch.cat([adjustment_factor(low_q, low_s[:, i]) for i in range(k)], dim=1)  # [B,K,1,1]
-        weights = self.shot_weights(psi_k)                                                  # [B,K,1,1]
-        psi = (weights * psi_k).sum(dim=1, keepdim=True)                                    # [B,1,1,1]
+        psi, weights = scene_difference(feats.query_mid[:, self.low], feats.support_mid[:, :, self.low],
+                                        self.shot_weights)                                  # [B,1,1,1], [B,K,1,1]
         priors = torch.cat([prior_mask(feats.query_high, feats.support_high[:, i:i + 1],
                                        feats.support_mask[:, i:i + 1]) for i in range(k)], dim=1)  # [B,K,h,w]
         prior = (weights * priors).sum(dim=1, keepdim=True)                                 # [B,1,h,w]
@@ -153,13 +126,18 @@ def base_weight_path(cfg) -> str:
     return cfg.base_weight.format(dataset=cfg.dataset, split=cfg.split, backbone=cfg.backbone)
 
 
-def build(cfg, num_train_classes: int) -> BAM:
-    """BAM with the stage-1 encoder and base learner loaded (`base_weight none`: random, for tests)."""
+def build(cfg, num_train_classes: int) -> nn.Module:
+    """BAM (or NTRENet in BAM's ensemble, `meta_learner ntrenet`) with the stage-1 encoder and base
+    learner loaded (`base_weight none`: random, for tests)."""
     backbone = build_backbone(cfg.backbone, pretrained=False, initmodel_dir=cfg.initmodel_dir, bn_mode="frozen")
-    net = BAM(backbone=backbone, num_base_classes=num_train_classes, shot=cfg.shot, reduce_dim=cfg.reduce_dim,
-              low_layer=cfg.low_layer, kshot_hidden=cfg.kshot_hidden, feature_dropout=cfg.feature_dropout,
-              loss_meta=cfg.loss_meta, zoom_factor=cfg.zoom_factor, ignore_label=cfg.ignore_label,
-              output=cfg.bam_output)
+    bam = dict(shot=cfg.shot, low_layer=cfg.low_layer, kshot_hidden=cfg.kshot_hidden, loss_meta=cfg.loss_meta,
+               output=cfg.bam_output)
+    if cfg.meta_learner == "ntrenet":
+        net: nn.Module = NTRENetBAM(backbone=backbone, **bam, **head_options(cfg, num_train_classes))
+    else:
+        net = BAM(backbone=backbone, num_base_classes=num_train_classes, reduce_dim=cfg.reduce_dim,
+                  feature_dropout=cfg.feature_dropout, zoom_factor=cfg.zoom_factor, ignore_label=cfg.ignore_label,
+                  **bam)
     if cfg.base_weight != "none":
         expected = {k: cfg[k] for k in ("dataset", "split", "backbone", "coco_fold_style")}
         load_base_learner(net, base_weight_path(cfg), expected, produced_by=stage1_command(cfg))

@@ -25,7 +25,7 @@ BAM_PUBLISHED: dict[tuple[str, str, int], float] = {
     ("coco", "resnet50", 1): 46.23, ("coco", "resnet50", 5): 51.16,
 }
 GFSS_METRICS = (("miou_base", "base"), ("miou_novel", "novel"), ("miou_total", "all"), ("miou_mean", "mean b/n"))
-BAM_KEYS = ("low_layer", "bam_output")  # the variant keys that tell BAM runs apart
+BAM_KEYS = ("meta_learner", "low_layer", "bam_output")  # the variant keys that tell BAM runs apart
 
 
 def is_bam(r: Result) -> bool:
@@ -33,7 +33,7 @@ def is_bam(r: Result) -> bool:
 
 
 def bam_label(r: Result) -> str:
-    extra = [f"{k}={r.variant.get(k)}" for k in BAM_KEYS if r.variant.get(k) not in (None, "layer2", "final")]
+    extra = [f"{k}={r.variant.get(k)}" for k in BAM_KEYS if r.variant.get(k) not in (None, "bam", "layer2", "final")]
     return " ".join(["BAM", *extra])
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from util.errors import UserError
-from util.report.bam import bam_tables, gfss_tables
+from util.report.bam import bam_tables, gfss_tables, is_bam
 from util.report.load import dedupe, find_results, load_result
 from util.report.render import render_csv, render_markdown
 from util.report.tables import build_tables
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def make_report(root: str | os.PathLike, fmt: str = "md") -> dict[str, str]:
     """{'md': text} / {'csv': text} / both, from every results file under root."""
     results = dedupe([load_result(p) for p in find_results(root)])
-    tables = build_tables(results) + bam_tables(results) + gfss_tables(root)
+    # BAM runs have their own tables (util/report/bam.py)
+    tables = build_tables([r for r in results if not is_bam(r)]) + bam_tables(results) + gfss_tables(root)
     out = {}
     if fmt in ("md", "both"):
         out["md"] = render_markdown(tables)
