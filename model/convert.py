@@ -15,6 +15,7 @@ import re
 import torch
 from torch import Tensor, nn
 
+from model.bam_convert import load_bam_weights
 from model.errors import UserError
 from model.safe_load import load_file
 
@@ -152,6 +153,8 @@ def read_state(path: str) -> tuple[dict[str, Tensor], str, dict]:
 def load_weights(net: nn.Module, path: str) -> dict:
     """Strictly load an own or official checkpoint into `net` (an NTRENet); returns the config the
     checkpoint was trained with ({} for official files), so callers can check fold and dataset."""
+    if hasattr(net, "base_learner"):  # BAM and its stage-1 PSPNet: the BAM release's names
+        return load_bam_weights(net, path)
     state, kind, trained = read_state(path)
     own = net.state_dict()
     origin = {official_to_own(k): k for k in to_official(state, module_prefix=False)} if kind == "official" else {}

@@ -136,8 +136,8 @@ def test_bam_file_loads(tmp_path):
     dropped = [n.split(": ")[1].split(" ")[0] for n in cfg._notes if " ignored: " in n]
     assert sorted(dropped) == sorted(
         ["Data.classes", "Data.base_data_root", "Train.index_split", "Train.stop_interval", "Train.fix_bn",
-         "Train.SubEpoch_val", "Method.aux_weight1", "Method.aux_weight2", "Method.low_fea",
-         "Method.kshot_trans_dim", "Method.merge", "Method.merge_tau", "Test_Finetune.ann_type"])
+         "Train.SubEpoch_val", "Method.aux_weight2", "Method.merge", "Test_Finetune.ann_type"])
+    assert (cfg.model, cfg.low_layer, cfg.loss_meta, cfg.kshot_hidden) == ("bam", "layer2", 1.0, 2)
 
 
 def test_key_in_two_sections_is_refused(tmp_path):

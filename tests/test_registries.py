@@ -109,8 +109,8 @@ def test_new_benchmark_and_method_train_and_test(registered, tmp_path):
 def test_unregistered_names_are_user_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"model.*'meanmatch'.*ntrenet, pfenet"):
         load_config(None, ["model", "meanmatch"])
-    with pytest.raises(UserError, match="unknown method 'bam'"):
-        get_method("bam")
+    with pytest.raises(UserError, match="unknown method 'nosuchmethod'"):
+        get_method("nosuchmethod")
 
 
 def test_pfenet_is_ntrenet_with_every_module_off():

@@ -45,13 +45,17 @@ MAPPED: dict[str, tuple[Mapper, str]] = {
                        "coco_fold_style interleaved | contiguous"),
     "seed_deterministic": (_rename("deterministic"), "deterministic true"),
     "save_path": (_save_path, "save_path RUN_FOLDER (the folder holding model/, result/, tb/)"),
+    # BAM's Method section: its file describes `model bam` (docs/bam.md)
+    "low_fea": (lambda v: [("model", "bam"), ("low_layer", v)], "model bam, low_layer layer2 | layer3"),
+    "kshot_trans_dim": (_rename("kshot_hidden"), "kshot_hidden N"),
+    "aux_weight1": (_rename("loss_meta"), "loss_meta W"),
+    "merge_tau": (_rename("gfss_tau"), "gfss_tau T"),
 }
 
 # foreign name -> why it has no counterpart here (or which keys play its part)
 DROPPED: dict[str, str] = {
     "aux_weight": "the auxiliary losses are weighted by loss_ini and loss_fem",
-    "aux_weight1": "BAM's loss weights; here loss_ini and loss_fem",
-    "aux_weight2": "BAM's loss weights; here loss_ini and loss_fem",
+    "aux_weight2": "BAM's base-learner loss: the base learner is frozen, the loss has no gradient",
     "classes": "always 2 (foreground, background)",
     "sync_bn": "the backbone is frozen; BN statistics of the trained layers are averaged over processes",
     "train_gpu": "choose GPUs with `device` and `GPUS=N sh train.sh`",
@@ -68,8 +72,8 @@ DROPPED: dict[str, str] = {
     "SubEpoch_val": "validation runs every val_every epochs",
     "fix_bn": "the backbone BN mode is backbone_bn",
     "base_data_root": "BAM's base-learner annotations: not used",
-    "low_fea": "BAM-only module", "kshot_trans_dim": "BAM-only module", "merge": "BAM-only module",
-    "merge_tau": "BAM-only module", "ann_type": "masks only (no box annotations)",
+    "merge": "the generalized FSS test merges as BAM's 'final' (novel above gfss_tau, else the base learner)",
+    "ann_type": "masks only (no box annotations)",
     "dist_url": "`GPUS=N sh train.sh` (torchrun) sets up the processes",
     "dist_backend": "nccl on GPUs, gloo on the CPU, chosen by device",
     "multiprocessing_distributed": "`GPUS=N sh train.sh`", "world_size": "`GPUS=N sh train.sh`",

@@ -171,6 +171,27 @@ SCHEMA: dict[str, Key] = {
     "mmt_enhance_test": Key(bool, True, "MMT ablation MEnT: test on memory-enhanced target features",
                             variant=_with("use_mmt")),
     "loss_mmt": Key(float, 1.0, "weight of MMT's L_orth + L_cont + L_pro", check=_nonneg, variant=_with("use_mmt")),
+    # --- BAM (model bam; docs/bam.md) ---------------------------------------------------
+    "base_weight": Key(str, "exp/{dataset}/split{split}_{backbone}_pspnet/model/best.pth",
+                       "BAM: stage-1 base learner (PSPNet) checkpoint; {dataset}, {split}, {backbone} are filled "
+                       "in; 'none': random base learner (tests only)"),
+    "low_layer": Key(str, "layer2", "BAM: low-level layer whose Gram matrices give the scene difference psi",
+                     ("layer2", "layer3"), variant=lambda cfg: cfg.get("model") == "bam"),
+    "kshot_hidden": Key(int, 2, "BAM: hidden width of the K-shot weighting net (0: one linear layer)",
+                        check=_nonneg),
+    "loss_meta": Key(float, 1.0, "BAM: weight of the meta learner's loss (released aux_weight1)", check=_nonneg),
+    "meta_learner": Key(str, "bam", "BAM: meta learner in the ensemble: the release's (ASPP head) or NTRENet "
+                        "(its use_* modules; docs/bam.md)", ("bam", "ntrenet"),
+                        variant=lambda cfg: cfg.get("model") == "bam"),
+    "bam_output": Key(str, "final", "BAM: what eval mode returns: the ensemble's final prediction, or the meta "
+                      "learner alone (its ablation)", ("final", "meta"),
+                      variant=lambda cfg: cfg.get("model") == "bam"),
+    "encoder_lr_scale": Key(float, 1.0, "BAM stage 1: the encoder's learning rate as a multiple of base_lr "
+                            "(released: 1 on PASCAL, 10 = scale_lr on COCO); PPM and classifier take scale_lr",
+                            check=_nonneg),
+    "gfss_tau": Key(float, 0.9, "BAM generalized FSS: a pixel is novel when the final foreground "
+                    "probability exceeds this (released merge_tau)", check=lambda v: None if 0 <= v <= 1 else
+                    "must be in [0, 1]"),
     # --- training -------------------------------------------------------------------
     "epochs": Key(int, 200, "training epochs", check=_positive),
     "batch_size": Key(int, 32, "episodes per training step (over all GPUs)", check=_positive),

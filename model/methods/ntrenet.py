@@ -43,6 +43,7 @@ class _Pass:
     proto: Tensor                  # [B,C,1,1] K-shot mean support prototype P^s
     query_mid: Tensor              # [B,Cm,h,w] backbone mid-level query feature (SCNet prototypes)
     query_high: Tensor             # [B,Ch,h,w] backbone layer4 query feature (SCNet clustering)
+    support_mid: Tensor            # [B,K,Cm,h,w] backbone mid-level support features (BAM's Gram matrices)
     other_query_mid: Tensor | None = None  # MMT in training: the query view the head did not see
 
 
@@ -131,7 +132,7 @@ class NTRENet(nn.Module):
         bg_query = self.bgmm(xq) if self.bgmm is not None else None            # eq. 1, [B,2,h,w]
         logits, fem_heads, ini_heads, do_masks = self._pyramid(xq, proto, prior, bg_query)
         return _Pass(logits, fem_heads, ini_heads, do_masks, prior, bg_query, xq,
-                     xs.unflatten(0, (b, k)), proto, feats.query_mid, feats.query_high, other)
+                     xs.unflatten(0, (b, k)), proto, feats.query_mid, feats.query_high, feats.support_mid, other)
 
     def _pyramid(self, xq: Tensor, proto: Tensor, prior: Tensor, bg_logits: Tensor | None):
         """The comparison head: proto [B,C,1,1] (P^s) or a prototype map [B,C,h,w] (SCNet eq. 7)."""
@@ -261,8 +262,13 @@ def build(cfg, num_train_classes: int) -> NTRENet:
     """Backbone + NTRENet with the modules and weights the config switches on."""
     backbone = build_backbone(cfg.backbone, pretrained=cfg.pretrained, initmodel_dir=cfg.initmodel_dir,
                               bn_mode=cfg.backbone_bn)
-    return NTRENet(
-        backbone=backbone, reduce_dim=cfg.reduce_dim, bins=tuple(cfg.ppm_scales),
+    return NTRENet(backbone=backbone, **head_options(cfg, num_train_classes))
+
+
+def head_options(cfg, num_train_classes: int) -> dict:
+    """NTRENet's constructor arguments (all but the backbone) from the config."""
+    return dict(
+        reduce_dim=cfg.reduce_dim, bins=tuple(cfg.ppm_scales),
         use_bgem=cfg.use_bgem, use_doem=cfg.use_doem, use_pcl=cfg.use_pcl, bg_dim=cfg.bg_dim,
         bg_init=cfg.bg_init, bg_alpha=cfg.bg_alpha, bg_loss_norm=cfg.bg_loss_norm, do_pooling=cfg.do_pooling,
         pcl_negatives=cfg.pcl_negatives, pcl_negative_region=cfg.pcl_negative_region, pcl_positive=cfg.pcl_positive,

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from util.errors import UserError
 from util.report.cross_domain import cross_domain_tables
+from util.report.bam import bam_tables, gfss_tables, is_bam
 from util.report.load import dedupe, find_results, load_result
 from util.report.render import render_csv, render_markdown
 from util.report.tables import build_tables
@@ -21,7 +22,10 @@ log = logging.getLogger(__name__)
 def make_report(root: str | os.PathLike, fmt: str = "md") -> dict[str, str]:
     """{'md': text} / {'csv': text} / both, from every results file under root."""
     results = dedupe([load_result(p) for p in find_results(root)])
-    tables = build_tables([r for r in results if not r.target]) + cross_domain_tables([r for r in results if r.target])
+    # BAM runs have their own tables (util/report/bam.py), target results theirs (cross_domain.py)
+    own = [r for r in results if not r.target]
+    tables = (build_tables([r for r in own if not is_bam(r)]) + bam_tables(own) + gfss_tables(root)
+              + cross_domain_tables([r for r in results if r.target]))
     out = {}
     if fmt in ("md", "both"):
         out["md"] = render_markdown(tables)

@@ -78,7 +78,8 @@ def _published_scnet(variant: Variant) -> bool:
 def main_table(dataset: str, results: Sequence[Result]) -> Table | None:
     """Table 1 (PASCAL) / Table 2 (COCO) layout: full model vs NTRENet, baseline vs PFENet."""
     runs = [r for r in results if r.dataset == dataset and r.variant.negatives in ("do", "-")
-            and r.variant.modules in (FULL, "baseline") and _published_scnet(r.variant)]
+            and r.variant.modules in (FULL, "baseline") and _published_scnet(r.variant)
+            and r.variant.get("model") != "bam"]  # BAM has its own table (util/report/bam.py)
     if not runs:
         return None
     shots = sorted({r.shot for r in runs})
