@@ -53,11 +53,15 @@ def draw_episode(index: ClassIndex, q: int, shot: int, rng: np.random.Generator)
     """Class uniform among the query's classes (any size), K distinct supports != query."""
     present = index.present[q]
     cls = present[int(rng.integers(len(present)))]
-    members = index.by_class[cls]  # ascending positions: skip the query without copying
-    k = bisect.bisect_left(members, q)
-    skip = int(k < len(members) and members[k] == q)
+    return q, cls, pick_supports(index.by_class[cls], q, shot, rng)
+
+
+def pick_supports(members: list[int], exclude: int, shot: int, rng: np.random.Generator) -> tuple[int, ...]:
+    """`shot` distinct positions of `members` (ascending), never `exclude` (the query), without copying."""
+    k = bisect.bisect_left(members, exclude)
+    skip = int(k < len(members) and members[k] == exclude)
     picks = rng.choice(len(members) - skip, size=shot, replace=False)
-    return q, cls, tuple(members[int(j) + int(bool(skip) and j >= k)] for j in picks)
+    return tuple(members[int(j) + int(bool(skip) and j >= k)] for j in picks)
 
 
 def draw_test_episodes(index: ClassIndex, n: int, shot: int, seed: int) -> list[Episode]:
