@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from util.errors import UserError
+from util.report.fscs import fscs_tables, is_fscs, load_fscs
 from util.report.load import dedupe, find_results, load_result
 from util.report.render import render_csv, render_markdown
 from util.report.tables import build_tables
@@ -19,8 +20,10 @@ log = logging.getLogger(__name__)
 
 def make_report(root: str | os.PathLike, fmt: str = "md") -> dict[str, str]:
     """{'md': text} / {'csv': text} / both, from every results file under root."""
-    results = dedupe([load_result(p) for p in find_results(root)])
-    tables = build_tables(results)
+    paths = find_results(root)
+    fscs = [p for p in paths if is_fscs(p)]  # FS-CS results have their own tables (docs/fscs.md)
+    results = dedupe([load_result(p) for p in paths if p not in fscs])
+    tables = build_tables(results) + fscs_tables([load_fscs(p) for p in fscs])
     out = {}
     if fmt in ("md", "both"):
         out["md"] = render_markdown(tables)
