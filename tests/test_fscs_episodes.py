@@ -10,14 +10,7 @@ from util.data.fscs import (FSCSDataset, collate_fscs, draw_fscs_episode, episod
                             support_class_probabilities)
 from util.data.index import ClassIndex, read_label
 from util.errors import UserError
-from util.prepare.toy import generate_toy
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy")
-    generate_toy(str(root / "data"), str(root / "lists"), n_train=150, n_val=60, min_side=40, max_side=56, workers=1)
-    return root
+from test_dataset import toy  # noqa: F401  (the same small toy tree, 80 validation images)
 
 
 def _cfg(toy, *extra):

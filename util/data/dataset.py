@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -105,12 +106,16 @@ class EpisodeDataset(Dataset):
         return len(self.index.items) if self.train else len(self.episodes)
 
     def _load(self, pos: int, cls: int, rng: np.random.Generator | None):
+        return self._load_as(pos, lambda label: remap(label, cls, self.ignore), rng)
+
+    def _load_as(self, pos: int, relabel: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator | None):
+        """(image, label, relabelled raw label, image path) of list item `pos`, transformed."""
         img_path, lbl_path = self.index.items[pos]
         image, label = read_image(img_path), self.benchmark.read_label(lbl_path)
         if image.shape[:2] != label.shape:
             raise UserError(f"image '{img_path}' is {image.shape[1]}x{image.shape[0]} but label '{lbl_path}' "
                             f"is {label.shape[1]}x{label.shape[0]}: they must match; check the list pairs")
-        label = remap(label, cls, self.ignore)
+        label = relabel(label)
         image_t, label_t = self.transform(image, label, rng)
         return image_t, label_t, label, img_path
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from util.data.benchmarks import Benchmark
-from util.data.dataset import EpisodeDataset, pick_supports, read_image
+from util.data.dataset import EpisodeDataset, pick_supports
 from util.data.index import ClassIndex
 from util.errors import UserError
 
@@ -98,16 +98,6 @@ class FSCSDataset(EpisodeDataset):
     def __len__(self) -> int:
         return len(self.index.items) if self.train else len(self.fscs_episodes)
 
-    def _query(self, pos: int, ways: tuple[int, ...], rng: np.random.Generator | None):
-        img_path, lbl_path = self.index.items[pos]
-        image, label = read_image(img_path), self.benchmark.read_label(lbl_path)
-        if image.shape[:2] != label.shape:
-            raise UserError(f"image '{img_path}' is {image.shape[1]}x{image.shape[0]} but label '{lbl_path}' "
-                            f"is {label.shape[1]}x{label.shape[0]}: they must match; check the list pairs")
-        raw = episode_label(label, ways, self.ignore)
-        image_t, label_t = self.transform(image, raw, rng)
-        return image_t, label_t, raw, img_path
-
     def __getitem__(self, i: int) -> dict:
         if self.train:
             rng = np.random.default_rng([self.seed % 2**32, self.epoch, i])
@@ -115,7 +105,7 @@ class FSCSDataset(EpisodeDataset):
         else:
             rng = None
             q, query_class, ways, sup = self.fscs_episodes[i]
-        query, query_mask, raw, query_path = self._query(q, ways, rng)
+        query, query_mask, raw, query_path = self._load_as(q, lambda label: episode_label(label, ways, self.ignore), rng)
         loaded = [[self._load(s, c, rng) for s in shots] for c, shots in zip(ways, sup)]
         item = {
             "query": query, "query_mask": query_mask,
