@@ -8,6 +8,7 @@ import test as test_cli
 import train
 from conftest import toy_overrides as overrides
 from util.errors import UserError
+from test_registries import _overrides, _tree, registered  # noqa: F401  (a method and a benchmark of one file)
 
 CFG = "config/toy/toy_split0_vgg.yaml"
 SMALL = ["model", "pfenet", "pretrained", "false", "reduce_dim", "16", "min_class_pixels", "20"]
@@ -41,3 +42,15 @@ def test_binary_checkpoint_is_refused_for_fscs(tmp_path, toy_tree):
     with pytest.raises(UserError, match=r"trained on binary few-shot episodes \(ifsl false\), not for 2-way FS-CS"):
         test_cli.main(["--config", CFG, *overrides(toy_tree), *SMALL, "ifsl", "true", "way", "2",
                        "save_path", str(out)])
+
+
+def test_a_method_registered_from_one_file_runs_fscs(registered, tmp_path):
+    """The iFSL head wraps any registered method (here the test's MeanMatch on a binary-mask benchmark)."""
+    _tree(tmp_path)
+    args = ["--config", "", *_overrides(tmp_path), "ifsl", "true"]
+    assert train.main(args) == 0
+    assert test_cli.main([*args, "way", "2"]) == 0
+    rec = json.loads((tmp_path / "exp/model/results_way2_shot1.json").read_text())
+    assert rec["config"]["model"] == "meanmatch" and set(rec["metrics"]["iou"]) == {"1", "2", "3"}
+    with pytest.raises(UserError, match="weak true needs class tags, but shapes3 labels one class per image"):
+        train.main([*args, "model", "asnet", "weak", "true"])
