@@ -54,3 +54,10 @@ def test_a_method_registered_from_one_file_runs_fscs(registered, tmp_path):
     assert rec["config"]["model"] == "meanmatch" and set(rec["metrics"]["iou"]) == {"1", "2", "3"}
     with pytest.raises(UserError, match="weak true needs class tags, but shapes3 labels one class per image"):
         train.main([*args, "model", "asnet", "weak", "true"])
+
+
+def test_predict_refuses_fscs_models(tmp_path):
+    import predict
+    with pytest.raises(UserError, match="predict.py segments one class .* score it with test.py"):
+        predict.main(["--config", CFG, "--weight", "w.pth", "--support", "a.jpg", "a.png", "--query", "q.jpg",
+                      "--out", str(tmp_path), "model", "asnet"])

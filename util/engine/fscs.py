@@ -74,6 +74,8 @@ def check_trained_for_fscs(trained: dict, weight: str, way: int) -> None:
 
 def test_fscs(cfg, net: torch.nn.Module, weight: str, precision: Precision, world, build_loader) -> str | None:
     """test.py for FS-CS: every seed's metrics, mean ± std; rank 0 writes the results (returns their stem)."""
+    if cfg.vis or cfg.baselines:
+        log.warning("vis and baselines are binary-episode tools: not produced for FS-CS (ifsl true)")
     runs = []
     for i in range(cfg.seeds):
         loader = build_loader(cfg, "test", world.rank, world.size, test_seed=cfg.test_seed + i)
