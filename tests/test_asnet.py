@@ -118,3 +118,6 @@ def test_asnet_bad_settings():
         build_model(_cfg("backbone", "vgg"))
     with pytest.raises(ConfigError, match="'ifsl' = False.*fixes it to True"):
         _cfg("ifsl", "false")
+    with pytest.raises(ConfigError, match="'channels_last' = 'on'.*fixes it to 'off'"):
+        _cfg("channels_last", "on")
+    assert _cfg().channels_last == "off"  # 3D convolutions: no NHWC layout

@@ -163,4 +163,5 @@ def build(cfg, num_train_classes: int) -> ASNet:
     return net
 
 
-METHOD = Method("asnet", build, network="asnet", fixed={"ifsl": True})
+# FS-CS only; its 3D convolutions (5-D weights) have no channels_last layout
+METHOD = Method("asnet", build, network="asnet", fixed={"ifsl": True, "channels_last": "off"})
