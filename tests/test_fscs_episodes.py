@@ -77,7 +77,7 @@ def test_training_is_one_way(toy):
     assert {bool(it["presence"][0]) for it in items} == {True, False}
     for it in items:
         assert set(torch.unique(it["query_mask"]).tolist()) <= {0, 1, 255}
-        assert bool((it["query_mask"] == 1).any()) <= bool(it["presence"][0])
+        assert bool((it["query_mask"] == 1).any()) == bool(it["presence"][0])
 
 
 def test_fixed_test_episodes_identical_across_workers(toy):

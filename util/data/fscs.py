@@ -74,9 +74,9 @@ def episode_label(label: np.ndarray, ways: tuple[int, ...], ignore: int = 255) -
     return out
 
 
-def presence(present: list[int], ways: tuple[int, ...]) -> torch.Tensor:
-    """Class tags [N] (bool): which support classes the query contains (at any size)."""
-    return torch.tensor([c in present for c in ways], dtype=torch.bool)
+def presence(label: np.ndarray | torch.Tensor, way: int) -> torch.Tensor:
+    """Class tags [N] (bool) of an FS-CS label: which ways show at least one pixel."""
+    return torch.tensor([bool((label == n).any()) for n in range(1, way + 1)], dtype=torch.bool)
 
 
 class FSCSDataset(EpisodeDataset):
@@ -111,7 +111,8 @@ class FSCSDataset(EpisodeDataset):
             "query": query, "query_mask": query_mask,
             "supports": torch.stack([torch.stack([x[0] for x in w]) for w in loaded]),
             "support_masks": torch.stack([torch.stack([x[1] for x in w]) for w in loaded]),
-            "presence": presence(self.index.present[q], ways),
+            # tags of what the model sees: the training crop may cut a class out of the query
+            "presence": presence(query_mask if self.train else raw, len(ways)),
             "support_classes": torch.tensor(ways, dtype=torch.long),
             "class_idx": torch.tensor([self.classes.index(c) for c in ways], dtype=torch.long),
             "class_id": query_class, "query_path": query_path,
