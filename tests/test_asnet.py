@@ -1,6 +1,8 @@
 """ASNet at small sizes: shapes, gradients (learner only), weak training, Table 2c ablations,
 hypercorrelation on hand tensors, and strict loading of a checkpoint in the release's layout
 (PyTorch Lightning: {'state_dict': {'backbone.*', 'learner.*'}, ...})."""
+import hashlib
+
 import pytest
 import torch
 
@@ -10,6 +12,8 @@ from model.ifsl import fscs_predict
 from model.methods.asnet import ASNet
 from util.config import ConfigError, load_config
 from util.errors import UserError
+
+RELEASE_LAYOUT_SHA256 = "2b0ec448a59a7d10aef41656bfc66e8dcbc3ddc49124d1ab447015e8ab3edea8"
 
 
 def _cfg(*extra):
@@ -101,6 +105,10 @@ def test_release_checkpoint_loads_strictly(tmp_path):
     # the release's Lightning file: backbone = torchvision ResNet (fc included), learner = AttentionLearner
     state = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in src.state_dict().items()}
     assert "backbone.fc.weight" in state and "learner.encoder_layer4.0.attn.qhead.weight" in state
+    # names and shapes, in order, of the released AttentiveSqueezeNetwork (ResNet-50), computed once from it
+    layout = "\n".join(f"{k} {tuple(v.shape)}" for k, v in state.items())
+    assert len(state) == 542 and sum(v.numel() for k, v in state.items() if k.startswith("learner.")) == 1320610
+    assert hashlib.sha256(layout.encode()).hexdigest() == RELEASE_LAYOUT_SHA256
     assert state["learner.encoder_layer3.0.attn.qhead.weight"].shape == (16, 6, 1, 5, 5)
     assert state["learner.encoder_layer4to3.1.attn.short_cut.0.weight"].shape == (128, 128, 1, 2, 2)
     path = tmp_path / "asnet-pascal-fold0.ckpt"
