@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, list(args.opts) + ["shot", str(len(args.support)), "pretrained", "false"])
     setup_logging(notes=cfg.get("_notes", ()))
+    if cfg.ifsl:
+        raise UserError(f"predict.py segments one class (binary); model {cfg.model} with ifsl true predicts FS-CS "
+                        "episodes: score it with test.py, or predict with ifsl false and a binary method")
     plan = plan_outputs(args)
     device = resolve_device(cfg.device)
     net = build_model(cfg).to(device).eval()

@@ -27,6 +27,7 @@ from util.data.loader import build_loader
 from util.engine import distributed
 from util.engine.checkpoint import fold_mismatch
 from util.engine.distributed import World
+from util.engine.fscs import check_trained_for_fscs, test_fscs
 from util.engine.guard import write_atomic
 from util.engine.loop import BASELINES, below_trivial, evaluate
 from util.engine.precision import Precision
@@ -157,6 +158,12 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
                         f"it was trained on (`split {trained.get('split')}`), or pass this fold's checkpoint")
     if trained and trained.get("shot", cfg.shot) != cfg.shot:
         log.info("%s was trained %d-shot; testing %d-shot", weight, trained["shot"], cfg.shot)
+    if cfg.ifsl:  # FS-CS: presence + (N+1)-class segmentation (docs/fscs.md)
+        check_trained_for_fscs(trained, weight, cfg.way)
+        stem = test_fscs(cfg, net, weight, precision, world, build_loader)
+        if stem is not None:
+            log.info("results written to %s.json and .md", stem)
+        return 0
     runs, base, images = run_seeds(target, net, precision, world)
     if not world.main:
         return 0

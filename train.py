@@ -31,6 +31,7 @@ from util.engine.runtime import (config_args, enable_determinism, experiment_dir
                                  set_rng_state, setup_logging)
 from util.engine.tb import EventWriter
 from util.errors import Interrupted, UserError
+from util.engine.fscs import validate_fscs
 from util.evaluation.evaluator import Evaluator
 from util.evaluation.metrics import DISPLAY, HEADLINE
 from util.evaluation.vis import panel
@@ -162,8 +163,9 @@ def train_step(run: Run, batch: dict) -> dict:
     lr = rates[0]
     b = run.precision.to_device(batch)
     with run.precision.autocast():
+        tags = {"presence": b["presence"]} if "presence" in b else {}  # FS-CS class tags
         _, losses = run.ddp(b["query"], b["supports"], b["support_masks"],
-                            query_mask=b["query_mask"], classes=b["class_idx"])
+                            query_mask=b["query_mask"], classes=b["class_idx"], **tags)
     out = distributed.mean_over_ranks({**losses, STOP: torch.tensor(float(run.stop.requested), device=run.device)})
     run.stop.requested = out.pop(STOP) > 0  # a stop on any rank stops all of them at this step
     if not math.isfinite(out["total"]):
@@ -248,6 +250,8 @@ def train_epoch(run: Run) -> None:
 def validate(run: Run, last: bool = False) -> float:
     """Validation mIoU; the last validation also scores the trivial predictors and says so when
     the model does not beat them."""
+    if run.cfg.ifsl:
+        return validate_fscs(run)
     ev = Evaluator.from_config(run.cfg)
     baselines = ({n: Evaluator.from_config(run.cfg) for n in BASELINES}
                  if last and hasattr(run.net, "predict_maps") else None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from model.convert import load_weights
+from model.ifsl import IFSLHead
 from model.methods import get_method
 from model.methods.ntrenet import NTRENet
 
@@ -19,4 +20,7 @@ def build_model(cfg, num_train_classes: int | None = None) -> nn.Module:
     reports it for its benchmark and fold (`cfg.num_train_classes`).
     """
     n = cfg.num_train_classes if num_train_classes is None else num_train_classes
-    return get_method(cfg.model).build(cfg, n)
+    net = get_method(cfg.model).build(cfg, n)
+    if cfg.get("ifsl") and not getattr(net, "fscs", False):  # FS-CS: the method's maps through the iFSL head
+        net = IFSLHead(net, ignore_label=cfg.ignore_label)
+    return net

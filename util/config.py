@@ -192,6 +192,20 @@ SCHEMA: dict[str, Key] = {
     "gfss_tau": Key(float, 0.9, "BAM generalized FSS: a pixel is novel when the final foreground "
                     "probability exceeds this (released merge_tau)", check=lambda v: None if 0 <= v <= 1 else
                     "must be in [0, 1]"),
+    # FS-CS (docs/fscs.md): integrative few-shot classification and segmentation, iFSL head, ASNet
+    "ifsl": Key(bool, False, "FS-CS task: N-way episodes whose query holds any subset of the classes, the "
+                "method's per-way maps merged by the iFSL head (presence + N+1-class segmentation)", variant=True),
+    "way": Key(int, 1, "FS-CS: ways N of the test episodes (training is 1-way)",
+               check=lambda v: None if 1 <= v <= 5 else "must be 1..5", variant=_with("ifsl")),
+    "weak": Key(bool, False, "FS-CS: train with class tags only (L_C) instead of masks (L_S); model asnet",
+                variant=_with("ifsl")),
+    "asnet_attention": Key(str, "global", "ASNet squeeze layers: global self-attention, or local (a strided "
+                           "convolution alone; the paper's Table 2c (a))", ("global", "local"),
+                           variant=lambda cfg: cfg.get("model") == "asnet"),
+    "asnet_masked_attention": Key(bool, True, "ASNet: support mask masks the attention keys (Table 2c (b))",
+                                  variant=lambda cfg: cfg.get("model") == "asnet"),
+    "asnet_fusion": Key(bool, True, "ASNet: fuse layers 4 -> 3 -> 2 (false: layer-2 squeeze alone, Table 2c (c))",
+                        variant=lambda cfg: cfg.get("model") == "asnet"),
     # --- training -------------------------------------------------------------------
     "epochs": Key(int, 200, "training epochs", check=_positive),
     "batch_size": Key(int, 32, "episodes per training step (over all GPUs)", check=_positive),
@@ -444,6 +458,22 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError(f"scale_min {cfg.scale_min} > scale_max {cfg.scale_max}: swap them")
     if cfg.rotate_min > cfg.rotate_max:
         raise ConfigError(f"rotate_min {cfg.rotate_min} > rotate_max {cfg.rotate_max}: swap them")
+    if cfg.weak:
+        _check_weak(cfg)
+
+
+def _check_weak(cfg: Config) -> None:
+    """Class-tag training: FS-CS only, ASNet only, and only where labels tag every class."""
+    from util.data.benchmarks import BINARY_MASKS, get_benchmark
+    if not cfg.ifsl:
+        raise ConfigError("weak true (training on class tags) needs ifsl true (FS-CS episodes): set ifsl true, "
+                          "or use model asnet")
+    if cfg.model != "asnet":
+        raise ConfigError(f"weak true trains on class tags alone, which model asnet supports; model "
+                          f"'{cfg.model}' learns from masks: set weak false, or model asnet")
+    if get_benchmark(cfg.dataset).label_format == BINARY_MASKS:
+        raise ConfigError(f"weak true needs class tags, but {cfg.dataset} labels one class per image (binary "
+                          "masks): whether its other classes appear is unknown; set weak false")
 
 
 def dump_config(cfg: Config, path: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -53,11 +54,15 @@ def draw_episode(index: ClassIndex, q: int, shot: int, rng: np.random.Generator)
     """Class uniform among the query's classes (any size), K distinct supports != query."""
     present = index.present[q]
     cls = present[int(rng.integers(len(present)))]
-    members = index.by_class[cls]  # ascending positions: skip the query without copying
-    k = bisect.bisect_left(members, q)
-    skip = int(k < len(members) and members[k] == q)
+    return q, cls, pick_supports(index.by_class[cls], q, shot, rng)
+
+
+def pick_supports(members: list[int], exclude: int, shot: int, rng: np.random.Generator) -> tuple[int, ...]:
+    """`shot` distinct positions of `members` (ascending), never `exclude` (the query), without copying."""
+    k = bisect.bisect_left(members, exclude)
+    skip = int(k < len(members) and members[k] == exclude)
     picks = rng.choice(len(members) - skip, size=shot, replace=False)
-    return q, cls, tuple(members[int(j) + int(bool(skip) and j >= k)] for j in picks)
+    return tuple(members[int(j) + int(bool(skip) and j >= k)] for j in picks)
 
 
 def draw_test_episodes(index: ClassIndex, n: int, shot: int, seed: int) -> list[Episode]:
@@ -115,12 +120,16 @@ class EpisodeDataset(Dataset):
         return len(self.index.items) if self.train else len(self.episodes)
 
     def _load(self, pos: int, cls: int, rng: np.random.Generator | None):
+        return self._load_as(pos, lambda label: remap(label, cls, self.ignore), rng)
+
+    def _load_as(self, pos: int, relabel: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator | None):
+        """(image, label, relabelled raw label, image path) of list item `pos`, transformed."""
         img_path, lbl_path = self.index.items[pos]
         image, label = read_image(img_path), self.benchmark.read_label(lbl_path)
         if image.shape[:2] != label.shape:
             raise UserError(f"image '{img_path}' is {image.shape[1]}x{image.shape[0]} but label '{lbl_path}' "
                             f"is {label.shape[1]}x{label.shape[0]}: they must match; check the list pairs")
-        label = remap(label, cls, self.ignore)
+        label = relabel(label)
         image_t, label_t = self.transform(image, label, rng)
         return image_t, label_t, label, img_path
 

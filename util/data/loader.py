@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from util.data.dataset import build_dataset, collate_episodes
+from util.data.fscs import FSCSDataset, collate_fscs
 from util.errors import UserError
 from util.engine.runtime import worker_init_fn
 
@@ -60,11 +61,12 @@ def build_loader(cfg, mode: str, rank: int = 0, world: int = 1, test_seed: int |
                         f"evenly: use a multiple of {world}, or another process count")
     if not train and test_seed is not None and test_seed != cfg.test_seed:
         cfg = cfg.replace(test_seed=test_seed)
-    dataset = build_dataset(cfg, mode)
+    fscs = cfg.get("ifsl", False)  # FS-CS episodes (docs/fscs.md)
+    dataset = FSCSDataset(cfg, mode) if fscs else build_dataset(cfg, mode)
     batch = max(cfg.batch_size // world, 1) if train else cfg.batch_size_val
     limit = cfg.max_iters_per_epoch * cfg.batch_size if train and cfg.max_iters_per_epoch else 0
     sampler = EpochSampler(len(dataset), cfg.manual_seed, shuffle=train, rank=rank, world=world, limit=limit,
                            even=train)
     return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=cfg.num_workers,
-                      collate_fn=collate_episodes, drop_last=train, worker_init_fn=worker_init_fn,
+                      collate_fn=collate_fscs if fscs else collate_episodes, drop_last=train, worker_init_fn=worker_init_fn,
                       pin_memory=False)
