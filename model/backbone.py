@@ -46,6 +46,11 @@ class Features:
     support_mask: Tensor    # [B, K, h, w]      foreground mask resized to h x w
 
 
+def mid_channels(arch: str) -> int:
+    """Channels of the mid-level feature (layer2 + layer3 concatenated)."""
+    return 768 if arch == "vgg" else 1536
+
+
 class Backbone(nn.Module):
     """layer0..layer4 of a frozen ResNet or VGG-16-BN."""
 
@@ -55,7 +60,7 @@ class Backbone(nn.Module):
             raise ValueError(f"bn_mode must be one of {BN_MODES}, got '{bn_mode}'")
         self.layer0, self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.arch, self.bn_mode = arch, bn_mode
-        self.mid_channels = 768 if arch == "vgg" else 1536
+        self.mid_channels = mid_channels(arch)
         self.high_channels = 512 if arch == "vgg" else 2048
         self.fold_bn = True
         for p in self.parameters():

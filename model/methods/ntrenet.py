@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from model.backbone import Backbone, build_backbone
+from model.backbone import Backbone, build_backbone, mid_channels
 from model.bgem import BGEM
 from model.bgmm import BGMM, bg_binary, bg_mining_loss, bg_probability
 from model.blocks import conv_relu, resize
@@ -278,7 +278,7 @@ def head_options(cfg, num_train_classes: int) -> dict:
         feature_dropout=cfg.feature_dropout, cap_bins=cfg.cap_bins, prior_foreground_only=cfg.prior_foreground_only,
         loss_weights=LossWeights(ini=cfg.loss_ini, fem=cfg.loss_fem, bg=cfg.loss_bg, pcl=cfg.loss_pcl,
                                  scnet=cfg.scnet_lambda if cfg.use_scnet else 0.0),
-        mmt=MetaMemoryTransfer(backbone.mid_channels, slots=cfg.mmt_slots, momentum=cfg.mmt_momentum,
+        mmt=MetaMemoryTransfer(mid_channels(cfg.backbone), slots=cfg.mmt_slots, momentum=cfg.mmt_momentum,
                                alpha=cfg.mmt_alpha, temperature=cfg.mmt_temperature, contrast=cfg.mmt_contrast,
                                enhance_train=cfg.mmt_enhance_train, enhance_test=cfg.mmt_enhance_test,
                                weight=cfg.loss_mmt) if cfg.use_mmt else None,
