@@ -82,7 +82,7 @@ class Pretraining:
             g["lr"] = lr
         b = {k: v.to(self.device) for k, v in batch.items()}
         losses = self.net(b["view1"], b["view2"], b["patches1"], b["patches2"], generator)
-        out = {k: float(v) for k, v in losses.items()}
+        out = {k: float(v.detach()) for k, v in losses.items()}
         if not math.isfinite(out["total"]):
             raise UserError(f"non-finite prior extractor loss at iteration {self.iteration + 1} ({out}); "
                             f"{self.model_dir}/last.pth holds the last finished epoch: lower prior_lr and resume")
