@@ -109,8 +109,10 @@ class Pretraining:
                 log.info("epoch %d iter %d/%d %s", self.epoch + 1, self.iteration, self.max_iter,
                          " ".join(f"{k} {terms[k]:.4f}" for k in TERMS))
             if self.stop.requested:
-                raise Interrupted(f"stopped in epoch {self.epoch + 1}; {self.model_dir}/last.pth holds the last "
-                                  f"finished epoch: continue with `resume {self.model_dir}/last.pth`")
+                last = os.path.join(self.model_dir, "last.pth")
+                raise Interrupted(f"stopped in epoch {self.epoch + 1}; " + (
+                    f"{last} holds the last finished epoch: continue with `resume {last}`" if os.path.isfile(last)
+                    else "no epoch had finished, so nothing was saved: start again"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,16 +10,19 @@ superpixel. Written with numpy only so the project needs no image-processing pac
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from scipy import ndimage
+
+SRGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                        [0.019334, 0.119193, 0.950227]], np.float32)
+WHITE_D65 = np.array([0.950456, 1.0, 1.088754], np.float32)
 
 
 def slic(image: np.ndarray, segments: int, compactness: float, iterations: int = 10,
          tolerance: float = 0.1) -> np.ndarray:
     """image [H,W,3] RGB (0-255) -> int64 [H,W] superpixel ids 0..n-1 (n close to `segments`)."""
     h, w = image.shape[:2]
-    lab = cv2.cvtColor(np.clip(image, 0, 255).astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    lab = rgb_to_lab(image)
     step = max(1, int(round(np.sqrt(h * w / max(1, segments)))))
     centres = _initial_centres(lab, step)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -39,6 +42,16 @@ def slic(image: np.ndarray, segments: int, compactness: float, iterations: int =
         if moved <= tolerance:
             break
     return enforce_connectivity(labels, min_size=max(1, h * w // (4 * len(centres))))
+
+
+def rgb_to_lab(image: np.ndarray) -> np.ndarray:
+    """RGB 0..255 -> CIE Lab (D65; L 0..100), the colour space of eq. 3."""
+    rgb = np.clip(image, 0, 255).astype(np.float32) / 255.0
+    linear = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = linear @ SRGB_TO_XYZ.T / WHITE_D65
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])],
+                    axis=-1).astype(np.float32)
 
 
 def _initial_centres(lab: np.ndarray, step: int) -> np.ndarray:
@@ -83,18 +96,24 @@ def enforce_connectivity(labels: np.ndarray, min_size: int) -> np.ndarray:
         pieces[comp > 0] = comp[comp > 0] + n - 1
         n += count
     sizes = np.bincount(pieces.ravel(), minlength=n)
+    boxes = [[b[0].start, b[0].stop, b[1].start, b[1].stop] for b in ndimage.find_objects(pieces + 1)]
+    h, w = labels.shape
     for piece in np.argsort(sizes):
         if sizes[piece] >= min_size or sizes[piece] == 0:
             continue
-        mask = pieces == piece
-        ring = ndimage.binary_dilation(mask) & ~mask
-        neighbours = np.unique(pieces[ring])
+        y0, y1, x0, x1 = boxes[piece]
+        y0, x0, y1, x1 = max(0, y0 - 1), max(0, x0 - 1), min(h, y1 + 1), min(w, x1 + 1)
+        window = pieces[y0:y1, x0:x1]                          # the piece's box and a 1-pixel ring
+        mask = window == piece
+        neighbours = np.unique(window[ndimage.binary_dilation(mask) & ~mask])
         if len(neighbours) == 0:
             continue
         target = neighbours[np.argmax(sizes[neighbours])]
-        pieces[mask] = target
+        window[mask] = target
         sizes[target] += sizes[piece]
         sizes[piece] = 0
+        t = boxes[target]
+        boxes[target] = [min(t[0], y0), max(t[1], y1), min(t[2], x0), max(t[3], x1)]
     _, first = np.unique(pieces.ravel(), return_index=True)
     order = pieces.ravel()[np.sort(first)]
     remap = np.zeros(n, np.int64)
