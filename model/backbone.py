@@ -86,6 +86,12 @@ class Backbone(nn.Module):
         # VGG's layer2 is one pooling step larger than layer3: bring it to layer3's size.
         return l3, torch.cat([l3, resize(l2, l3.shape[-2:])], 1)  # [N,1024|512,h,w], [N,Cm,h,w]
 
+    def encode(self, images: Tensor) -> Tensor:
+        """layer4 feature [N,Ch,h,w] of images [N,3,H,W]; differentiable when the weights train
+        (the prior extractor's pre-training), folded BN in eval mode like `forward`."""
+        l3, _ = self._layer3(images)
+        return self._run(self.layer4, l3)
+
     @torch.no_grad()
     def forward(self, query: Tensor, supports: Tensor, support_fg: Tensor) -> Features:
         """query [B,3,H,W], supports [B,K,3,H,W], support_fg [B,K,H,W] float 0/1."""

@@ -23,6 +23,7 @@ from model.fm import FeatureMatching
 from model.loss import LossWeights, resize_labels, segmentation_loss, segmentation_terms, weighted_total
 from model.pcl import PCL, negative_region, nontarget_mask, support_mask_prototype
 from model.prior import prior_mask
+from model.prior_region import PriorRegion, build_prior_region
 from model.prototype import masked_average_pooling
 from model.methods import Method
 from model.mmt import MetaMemoryTransfer
@@ -45,6 +46,7 @@ class _Pass:
     query_high: Tensor             # [B,Ch,h,w] backbone layer4 query feature (SCNet clustering)
     support_mid: Tensor            # [B,K,Cm,h,w] backbone mid-level support features (BAM's Gram matrices)
     other_query_mid: Tensor | None = None  # MMT in training: the query view the head did not see
+    region: Tensor | None = None   # [B,1,h,w] QGNet's prior region map (qgnet_prior on)
 
 
 class NTRENet(nn.Module):
@@ -58,7 +60,8 @@ class NTRENet(nn.Module):
                  use_scnet: bool = False, scnet_clusters: int = 3, scnet_prior: str = "region",
                  feature_dropout: float = 0.5, loss_weights: LossWeights = LossWeights(),
                  cap_bins: bool = False, prior_foreground_only: bool = False,
-                 mmt: MetaMemoryTransfer | None = None) -> None:
+                 mmt: MetaMemoryTransfer | None = None,
+                 prior_region: PriorRegion | None = None) -> None:
         super().__init__()
         c, n = reduce_dim, len(bins)
         self.backbone = backbone
@@ -68,7 +71,10 @@ class NTRENet(nn.Module):
         needs_bg = use_bgem or use_doem or (use_pcl and pcl_negatives != "nontarget")
         self.bgmm = BGMM(feat_dim=c, bg_dim=bg_dim, dropout=feature_dropout, init=bg_init) if needs_bg else None
         self.bgem = BGEM(feat_dim=c, bg_dim=bg_dim, num_bins=n) if use_bgem else None
-        self.fm = FeatureMatching(feat_dim=c, num_bins=n, with_initial_head=use_doem)
+        # QGNet's prior region map (frozen pre-trained F_p) enters FM as a second prior channel
+        self.prior_region = prior_region
+        self.fm = FeatureMatching(feat_dim=c, num_bins=n, with_initial_head=use_doem,
+                                  prior_channels=1 if prior_region is None else 2)
         self.doem = DOEM(feat_dim=c, num_bins=n, pooling=do_pooling) if use_doem else None
         self.fem = FEM(feat_dim=c, bins=bins, cap_bins=cap_bins)
         self.prior_foreground_only = prior_foreground_only
@@ -102,7 +108,7 @@ class NTRENet(nn.Module):
     def predict_maps(self, query: Tensor, supports: Tensor, support_masks: Tensor) -> dict[str, Tensor]:
         """For panels and tools (call in eval mode): logits [B,2,H,W], ini [B,2,H,W] y_ini logits of the
         first (largest) bin, bg [B,1,H,W] BG probability, do [B,1,H,W] Y_DO of the first bin, prior
-        [B,1,H,W]; maps a switch disables are zeros."""
+        [B,1,H,W]; maps a switch disables are zeros; region [B,1,H,W] QGNet's prior region map (qgnet_prior)."""
         out = self._run(query, supports, support_masks)
         size = self._out_size(query)
         zeros = out.prior.new_zeros(out.prior.shape[0], 1, *size)  # [B,1,H,W]
@@ -112,6 +118,7 @@ class NTRENet(nn.Module):
             "bg": resize(bg_probability(out.bg_query), size) if out.bg_query is not None else zeros,
             "do": resize(out.do_masks[0], size) if out.do_masks else zeros.clone(),
             "prior": resize(out.prior, size),
+            **({"region": resize(out.region, size)} if out.region is not None else {}),
         }
 
     # ----------------------------------------------------------------------------- pass
@@ -129,10 +136,12 @@ class NTRENet(nn.Module):
         proto = protos.unflatten(0, (b, k)).mean(dim=1)                        # [B,C,1,1] K-shot mean
         prior = prior_mask(feats.query_high, feats.support_high, feats.support_mask,
                            foreground_only=self.prior_foreground_only)         # [B,1,h,w]
+        region = self.prior_region(query, feats.query_high) if self.prior_region is not None else None
         bg_query = self.bgmm(xq) if self.bgmm is not None else None            # eq. 1, [B,2,h,w]
-        logits, fem_heads, ini_heads, do_masks = self._pyramid(xq, proto, prior, bg_query)
+        logits, fem_heads, ini_heads, do_masks = self._pyramid(xq, proto, _guidance(prior, region), bg_query)
         return _Pass(logits, fem_heads, ini_heads, do_masks, prior, bg_query, xq,
-                     xs.unflatten(0, (b, k)), proto, feats.query_mid, feats.query_high, feats.support_mid, other)
+                     xs.unflatten(0, (b, k)), proto, feats.query_mid, feats.query_high, feats.support_mid, other,
+                     region)
 
     def _pyramid(self, xq: Tensor, proto: Tensor, prior: Tensor, bg_logits: Tensor | None):
         """The comparison head: proto [B,C,1,1] (P^s) or a prototype map [B,C,h,w] (SCNet eq. 7)."""
@@ -190,7 +199,8 @@ class NTRENet(nn.Module):
         reduction, so the head's prototype channels come from the same layer in both branches.
         """
         episode = self.scnet.episode(out.query_high, self.reduce_support(out.query_mid), out.prior, query_mask)
-        logits, fem_heads, ini_heads, _ = self._pyramid(out.xq, episode.protos, episode.prior, out.bg_query)
+        logits, fem_heads, ini_heads, _ = self._pyramid(out.xq, episode.protos, _guidance(episode.prior, out.region),
+                                                        out.bg_query)
         target = resize_labels(episode.target, size)                           # [B,H,W] long
         terms = segmentation_terms(resize(logits, size), fem_heads, ini_heads, target, self.ignore_label)
         return segmentation_loss(terms, self.loss_weights)
@@ -258,6 +268,11 @@ class NTRENet(nn.Module):
                              f"(the fold's training classes), got {classes.tolist()}")
 
 
+def _guidance(prior: Tensor, region: Tensor | None) -> Tensor:
+    """FM's prior channels: C_p [B,1,h,w], and QGNet's prior region map after it when on."""
+    return prior if region is None else torch.cat([prior, region], dim=1)
+
+
 def build(cfg, num_train_classes: int) -> NTRENet:
     """Backbone + NTRENet with the modules and weights the config switches on."""
     backbone = build_backbone(cfg.backbone, pretrained=cfg.pretrained, initmodel_dir=cfg.initmodel_dir,
@@ -276,6 +291,7 @@ def head_options(cfg, num_train_classes: int) -> dict:
         num_train_classes=num_train_classes, zoom_factor=cfg.zoom_factor, ignore_label=cfg.ignore_label,
         use_scnet=cfg.use_scnet, scnet_clusters=cfg.scnet_clusters, scnet_prior=cfg.scnet_prior,
         feature_dropout=cfg.feature_dropout, cap_bins=cfg.cap_bins, prior_foreground_only=cfg.prior_foreground_only,
+        prior_region=build_prior_region(cfg) if cfg.qgnet_prior else None,
         loss_weights=LossWeights(ini=cfg.loss_ini, fem=cfg.loss_fem, bg=cfg.loss_bg, pcl=cfg.loss_pcl,
                                  scnet=cfg.scnet_lambda if cfg.use_scnet else 0.0),
         mmt=MetaMemoryTransfer(mid_channels(cfg.backbone), slots=cfg.mmt_slots, momentum=cfg.mmt_momentum,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-from util.report import paper
+from util.report import paper, qgnet
 from util.report.load import Result, Variant
 from util.report.render import Cell, Table
 
@@ -45,6 +45,8 @@ def _avg_cell(runs: Sequence[Result], attr: str, ref: float | None) -> Cell:
 
 def _row_label(backbone: str, variant: Variant) -> str:
     name = paper.BACKBONE_NAMES.get(backbone, backbone)
+    if qgnet.has_prior(variant):
+        return f"{name} {qgnet.row_kind(variant, FULL)}"
     kind = "NTRENet" if variant.modules == FULL else "baseline (PFENet)"
     if variant.scnet is not None:
         kind = "NTRENet+SCNet" if variant.modules == FULL else "SCNet"
@@ -79,7 +81,8 @@ def main_table(dataset: str, results: Sequence[Result]) -> Table | None:
     """Table 1 (PASCAL) / Table 2 (COCO) layout: full model vs NTRENet, baseline vs PFENet."""
     runs = [r for r in results if r.dataset == dataset and r.variant.negatives in ("do", "-")
             and r.variant.modules in (FULL, "baseline") and _published_scnet(r.variant)
-            and r.variant.get("model") != "bam"]  # BAM has its own table (util/report/bam.py)
+            and r.variant.get("model") != "bam"  # BAM: util/report/bam.py
+            and qgnet.in_main_table(dataset, r.variant)]
     if not runs:
         return None
     shots = sorted({r.shot for r in runs})
@@ -89,7 +92,7 @@ def main_table(dataset: str, results: Sequence[Result]) -> Table | None:
     groups = _group(runs, "backbone", "variant")
     for bb, var in sorted(groups, key=_row_order):
         group = groups[(bb, var)]
-        ref_table = _main_reference(var)
+        ref_table = qgnet.reference(dataset, var) if qgnet.has_prior(var) else _main_reference(var)
         cells: list[Cell] = []
         for k in shots:
             ref = ref_table.get((dataset, bb, k))
@@ -99,6 +102,9 @@ def main_table(dataset: str, results: Sequence[Result]) -> Table | None:
         table.rows.append((_row_label(bb, var), cells))
     table.notes.append("NTRENet rows compare with the paper's NTRENet numbers, baseline rows with "
                        "PFENet's published numbers (as cited in the paper's table).")
+    if any(qgnet.has_prior(var) for _, var in groups):
+        table.notes.append("QGNet rows compare with QGNet's published 473 x 473 numbers (its Tables I-IV); "
+                           "NTRENet + QGNet prior has none.")
     if any(var.scnet is not None for _, var in groups):
         table.notes.append("SCNet rows (PFENet + SCNet's branch, n = 3, λ = 0.5) compare with SCNet's published "
                            "numbers (its Tables 1 and 2, no FB-IoU reported); NTRENet+SCNet has none.")
@@ -232,8 +238,26 @@ def _sweep_table(sweep: _Sweep, setting: tuple, modules: str, runs: Sequence[Res
     return table
 
 
+def qgnet_pretraining_tables(results: Sequence[Result]) -> list[Table]:
+    """QGNet Tables V-VI for every setting with QGNet runs of two or more prior extractor pre-trainings."""
+    runs = [r for r in results if qgnet.has_prior(r.variant) and r.variant.modules == "baseline"]
+    tables = []
+    for setting, group in _group(runs, "dataset", "backbone", "shot").items():
+        if len({qgnet.pretraining(r.variant) for r in group}) < 2:
+            continue
+        table = _variant_table(f"QGNet Tables V-VI (prior extractor pre-training): {_setting_name(*setting)}", group,
+                               lambda v: qgnet.pretraining_reference(setting, v), None,
+                               order_key=qgnet.pretraining_label, label_fn=qgnet.pretraining_label)
+        if setting == paper.QGNET_PRIOR_SETTING:
+            table.notes.append("Table VI's first row has no check mark in the paper's text; it is read as local only.")
+        tables.append(table)
+    return tables
+
+
 def build_tables(results: Sequence[Result]) -> list[Table]:
-    """Every table the results support, main tables first."""
+    """Every table the results support, main tables first (NTRENet's and SCNet's tables leave out
+    runs with QGNet's prior map, which have their own)."""
     tables = [main_table(d, results) for d in sorted({r.dataset for r in results})]
-    return [t for t in tables if t] + ablation_tables(results) + negatives_tables(results) + bg_dim_tables(results) \
-        + scnet_tables(results)
+    plain = [r for r in results if not qgnet.has_prior(r.variant)]
+    return [t for t in tables if t] + ablation_tables(plain) + negatives_tables(plain) + bg_dim_tables(plain) \
+        + scnet_tables(plain) + qgnet_pretraining_tables(results)
