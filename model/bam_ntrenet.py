@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from model.blocks import resize
-from model.ensemble import Ensemble
+from model.ensemble import Ensemble, FrozenStage1
 from model.gram import low_level
 from model.kshot import ShotWeights, scene_difference
 from model.loss import resize_labels, segmentation_ce
@@ -22,7 +22,7 @@ from model.methods.ntrenet import NTRENet
 from model.pspnet import BaseLearner
 
 
-class NTRENetBAM(NTRENet):
+class NTRENetBAM(FrozenStage1, NTRENet):
     def __init__(self, *, shot: int = 1, low_layer: str = "layer2", kshot_hidden: int = 2, loss_meta: float = 1.0,
                  output: str = "final", **ntrenet) -> None:
         super().__init__(**ntrenet)
@@ -33,13 +33,6 @@ class NTRENetBAM(NTRENet):
         self.shot_weights = ShotWeights(shot, kshot_hidden)
         self.low = low_level(self.backbone.mid_channels, low_layer)
         self.shot, self.loss_meta, self.output = shot, loss_meta, output
-
-    def train(self, mode: bool = True) -> "NTRENetBAM":
-        """The stage-1 encoder and base learner stay in eval mode, as in BAM."""
-        super().train(mode)
-        self.backbone.train(False)
-        self.base_learner.train(False)
-        return self
 
     def forward(self, query: Tensor, supports: Tensor, support_masks: Tensor,
                 query_mask: Tensor | None = None, classes: Tensor | None = None):

@@ -49,3 +49,14 @@ class Ensemble(nn.Module):
         fg = self.gram_merge(torch.cat([meta[:, 1:], psi_map], dim=1))
         bg = self.cls_merge(torch.cat([bg, base], dim=1))                    # eq. 11
         return torch.cat([bg, fg], dim=1)
+
+
+class FrozenStage1:
+    """Mixin for the stage-2 networks: the stage-1 encoder (`backbone`) and base learner stay
+    in eval mode (frozen BN, no dropout) while the rest trains, as BAM releases it."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.backbone.train(False)
+        self.base_learner.train(False)
+        return self

@@ -22,7 +22,7 @@ from model.bam_ntrenet import NTRENetBAM
 from model.backbone import Backbone, build_backbone
 from model.bam_convert import load_base_learner
 from model.blocks import conv_relu, refine_block, resize, seg_head
-from model.ensemble import Ensemble
+from model.ensemble import Ensemble, FrozenStage1
 from model.gram import low_level
 from model.kshot import ShotWeights, scene_difference
 from model.loss import resize_labels, segmentation_ce
@@ -35,7 +35,7 @@ from model.pspnet import BaseLearner
 log = logging.getLogger(__name__)
 
 
-class BAM(nn.Module):
+class BAM(FrozenStage1, nn.Module):
     def __init__(self, *, backbone: Backbone, num_base_classes: int, shot: int = 1, reduce_dim: int = 256,
                  low_layer: str = "layer2", kshot_hidden: int = 2, feature_dropout: float = 0.5,
                  loss_meta: float = 1.0, zoom_factor: int = 8, ignore_label: int = 255, output: str = "final") -> None:
@@ -60,13 +60,6 @@ class BAM(nn.Module):
         if output not in ("final", "meta"):
             raise ValueError(f"output must be final or meta, got '{output}'")
         self.output = output  # eval: the ensemble's prediction, or the meta learner alone (ablation)
-
-    def train(self, mode: bool = True) -> "BAM":
-        """The encoder and the base learner stay in eval mode (frozen BN, no dropout), as released."""
-        super().train(mode)
-        self.backbone.train(False)
-        self.base_learner.train(False)
-        return self
 
     def forward(self, query: Tensor, supports: Tensor, support_masks: Tensor,
                 query_mask: Tensor | None = None, classes: Tensor | None = None):
