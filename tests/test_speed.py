@@ -337,3 +337,16 @@ def test_flops_split_adds_up_and_charges_the_frozen_backbone_no_backward():
     assert split["backbone"]["backward"] == 0 and split["backbone"]["forward"] > 0
     for head in ("fm", "fem", "bgmm"):   # 3x3 convs with trainable weights: backward = 2 x forward
         assert split[head]["backward"] == 2 * split[head]["forward"] > 0
+
+
+def test_a_release_training_failure_drops_its_timing_and_is_reported():
+    from util.bench.compare import _release_trains
+
+    def broken():
+        raise RuntimeError("The size of tensor a (256) must match the size of tensor b (5)")
+    calls = []
+    steps = {"ours": lambda: calls.append("ours"), "release": broken}
+    out = _release_trains(steps)
+    assert list(steps) == ["ours"] and "tensor b (5)" in out["release_train_error"]
+    steps = {"ours": lambda: None, "release": lambda: calls.append("release")}
+    assert _release_trains(steps) == {} and "release" in steps and calls == ["release"]
