@@ -6,6 +6,8 @@ Every image of train_list, labels remapped to the base classes (novel classes ar
 background), the standard supervised pipeline; validation mIoU over the base classes (without
 background) on val_list picks best.pth. Outputs go to exp/<dataset>/<exp>/{model,result,tb}
 like train.py's; stage 2 (`model bam`, train.py) reads model/best.pth through `base_weight`.
+`resume exp/.../model/last.pth` continues an interrupted run from its last finished epoch, with
+the same result as an uninterrupted run (every epoch reseeds from manual_seed + epoch).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from model.pspnet import PSPNet
 from train import poly_lr
 from util.config import dump_config, load_config
 from util.data.base_dataset import base_loader
-from util.engine.checkpoint import save_checkpoint
+from util.engine.checkpoint import load_training_state, save_checkpoint
 from util.engine.guard import claim_output_dir
 from util.engine.precision import Precision
 from util.engine.runtime import config_args, experiment_dir, resolve_device, run_cli, seed_everything, setup_logging
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(cfg.device)
     precision = Precision.from_config(cfg, device)
     out = experiment_dir(cfg)
-    claim = claim_output_dir(out, resume="", overwrite=cfg.overwrite)
+    claim = claim_output_dir(out, resume=cfg.resume, overwrite=cfg.overwrite)
     try:
         return _train(cfg, device, precision, out, claim)
     finally:
@@ -79,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(cfg, device: torch.device, precision: Precision, out: str, claim) -> int:
     setup_logging(os.path.join(out, "result", "train.log"), notes=cfg.get("_notes", ()))
-    if cfg.resume:
-        raise UserError("train_base.py does not resume; start again, or initialise with `weight FILE`")
+    resumed = load_training_state(cfg.resume, cfg) if cfg.resume else None
     dump_config(cfg, os.path.join(out, "result", "config.yaml"))
     seed_everything(cfg.manual_seed)
     net = build_pspnet(cfg).to(device)
@@ -91,12 +92,17 @@ def _train(cfg, device: torch.device, precision: Precision, out: str, claim) -> 
     max_iter = cfg.epochs * len(train_loader)
     if max_iter == 0:
         raise UserError(f"the training list {cfg.train_list} gives no full batch of {cfg.batch_size}: lower batch_size")
-    writer = EventWriter(os.path.join(out, "tb"))
-    it, best = 0, -1.0
+    start, it, best = 0, 0, -1.0
+    if resumed is not None:  # checkpoints are written at epoch ends, where the RNG is reseeded
+        net.load_state_dict(resumed["model"])
+        opt.load_state_dict(resumed["optimizer"])
+        start, it, best = resumed["epoch"], resumed["iteration"], resumed["best_miou"]
+        log.info("resumed from %s after epoch %d (iteration %d)", cfg.resume, start, it)
+    writer = EventWriter(os.path.join(out, "tb"), purge_step=it + 1 if it else None)
     log.info("stage 1 (base learner) on %s: %d classes incl. background, %d iterations/epoch, output %s",
              device, 1 + net.num_base_classes, len(train_loader), out)
     net.train()
-    for epoch in range(cfg.epochs):
+    for epoch in range(start, cfg.epochs):
         seed_everything(cfg.manual_seed + epoch)
         train_loader.sampler.set_epoch(epoch)
         train_loader.dataset.set_epoch(epoch)

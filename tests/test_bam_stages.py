@@ -95,3 +95,28 @@ def test_stage1_to_stage2_to_tests(toy_tree, tmp_path):
     assert os.path.isfile(tmp_path / "s2/model/results_shot1.json")
     md = make_report(tmp_path / "s2")["md"]
     assert "BAM on toy" in md and "| vgg BAM |" in md and "generalized FSS" in md and "| toy vgg 1-shot |" in md
+
+
+def test_stage1_resume_equals_an_uninterrupted_run(toy_tree, tmp_path, monkeypatch):
+    common = ["--config", "config/toy/toy_split0_vgg_pspnet.yaml", *toy_overrides(toy_tree), "image_every", "0",
+              "val_num", "4", "max_iters_per_epoch", "2", "epochs", "2"]
+    assert train_base.main([*common, "save_path", str(tmp_path / "whole")]) == 0
+    validate, calls = train_base.validate, []
+
+    def crash_in_epoch_2(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # after epoch 2's steps, before its checkpoint
+        return validate(*args)
+    monkeypatch.setattr(train_base, "validate", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_base.main([*common, "save_path", str(tmp_path / "cut")])
+    monkeypatch.setattr(train_base, "validate", validate)
+    last = str(tmp_path / "cut/model/last.pth")
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    assert train_base.main([*common, "save_path", str(tmp_path / "cut"), "resume", last]) == 0
+    whole, cut = (torch.load(tmp_path / f"{d}/model/last.pth", weights_only=True) for d in ("whole", "cut"))
+    assert (cut["epoch"], cut["iteration"]) == (whole["epoch"], whole["iteration"]) == (2, 4)
+    assert all(torch.equal(whole["model"][k], v) for k, v in cut["model"].items())
+    with pytest.raises(UserError, match="cannot resume"):
+        train_base.main([*common, "save_path", str(tmp_path / "cut"), "resume", last, "weight_decay", "0.5"])

@@ -11,7 +11,7 @@ from target_fixtures import make_isic
 from util.config import load_config
 from util.data.benchmarks import get_benchmark
 from util.data.class_names import PASCAL_TO_COCO, common_name, unseen_classes
-from util.data.cross_domain import target_config
+from util.data.cross_domain import results_name, target_config
 from util.engine.runtime import run_cli
 from util.prepare.cli import main as prepare_main
 
@@ -53,6 +53,14 @@ def test_target_config_defaults():
     assert (t.dataset, t.data_root, t.val_list, t.test_num) == ("deepglobe", "data/deepglobe",
                                                                 "lists/deepglobe/test.txt", 600)
     assert t["_source"] == "pascal" and target_config(load_config(None, [])) == load_config(None, [])
+
+
+def test_results_names_keep_targets_and_bam_outputs_apart():
+    assert results_name(load_config(None, [])) == "results_shot1"
+    assert results_name(load_config(None, ["dataset", "pascal", "target", "isic", "shot", "5"])) == "results_shot5_isic"
+    bam = ["model", "bam", "backbone", "vgg"]
+    assert results_name(load_config(None, bam)) == "results_shot1"
+    assert results_name(load_config(None, bam + ["bam_output", "meta"])) == "results_shot1_meta"
 
 
 @pytest.fixture(scope="module")

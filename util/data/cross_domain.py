@@ -33,6 +33,10 @@ def target_config(cfg):
 
 
 def results_name(cfg) -> str:
-    """results_shot<K> (the trained benchmark) or results_shot<K>_<target>."""
+    """results_shot<K> (the trained benchmark) or results_shot<K>_<target>; a BAM model tested on
+    another output than its final one (`bam_output meta` / `base`) adds it, so it keeps the
+    final prediction's results."""
     target = cfg.target if cfg.target and cfg.target != cfg.dataset else ""
-    return f"results_shot{cfg.shot}" + (f"_{target}" if target else "")
+    output = cfg.get("bam_output", "final") if cfg.get("model") == "bam" else "final"
+    return (f"results_shot{cfg.shot}" + (f"_{target}" if target else "")
+            + (f"_{output}" if output != "final" else ""))
