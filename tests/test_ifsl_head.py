@@ -47,10 +47,10 @@ def _cfg(model="pfenet", *extra):
                               *extra])
 
 
-@pytest.mark.parametrize("model", ["pfenet", "ntrenet"])
+@pytest.mark.parametrize("model", ["pfenet", "ntrenet", "bam"])
 def test_wrapped_method_ways_match_one_way_runs(model):
     torch.manual_seed(0)
-    net = build_model(_cfg(model)).eval()
+    net = build_model(_cfg(model, "base_weight", "none")).eval()
     assert isinstance(net, IFSLHead)
     q, s = torch.randn(2, 3, 33, 33), torch.randn(2, 2, 1, 3, 33, 33)
     m = (torch.rand(2, 2, 1, 33, 33) > 0.5).long()
@@ -63,15 +63,16 @@ def test_wrapped_method_ways_match_one_way_runs(model):
     assert set(net.state_dict()) == set(net.net.state_dict())  # checkpoints are the method's
 
 
-def test_wrapped_training_keeps_the_method_losses():
+@pytest.mark.parametrize("model, own", [("ntrenet", {"bg", "pcl"}), ("bam", {"main", "meta"})])
+def test_wrapped_training_keeps_the_method_losses(model, own):
     torch.manual_seed(0)
-    net = build_model(_cfg("ntrenet")).train()
+    net = build_model(_cfg(model, "base_weight", "none")).train()
     q, s = torch.randn(2, 3, 33, 33), torch.randn(2, 1, 1, 3, 33, 33)
     m = (torch.rand(2, 1, 1, 33, 33) > 0.5).long()
     qm = torch.zeros(2, 33, 33, dtype=torch.long)
     qm[0, 5:20, 5:20] = 1  # episode 1: the class is absent, its label all background
     logp, losses = net(q, s, m, query_mask=qm, classes=torch.tensor([[0], [3]]))
-    assert logp.shape == (2, 1, 2, 33, 33) and {"total", "bg", "pcl"} <= set(losses)
+    assert logp.shape == (2, 1, 2, 33, 33) and {"total", *own} <= set(losses)
     losses["total"].backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters() if p.requires_grad)
 
