@@ -2,6 +2,8 @@
 and never mix with the in-domain tables of the same run."""
 import json
 
+import pytest
+
 from util.report import make_report
 
 
@@ -35,3 +37,14 @@ def test_cross_domain_tables(tmp_path):
     suim = md.split("### COCO-20i -> SUIM")[1].split("###")[0]
     assert "33.0 (30.5, +2.5)" in suim and "33.0* (37.1)" in suim
     assert "### toy -> toy (second domain), 1-shot" in md and "12.5" in md
+
+
+@pytest.mark.parametrize("table", ["PATNET", "PFENET_SUITE"])
+def test_published_suite_rows_agree_with_their_own_means(table):
+    """The four targets of each published row average to the row's published mean (to the
+    rounding of the paper): a typo in one transcribed cell would break this."""
+    from util.report import cross_domain_paper as paper
+    rows = getattr(paper, table)
+    for shot in (1, 5):
+        mean = sum(rows[t][shot] for t in paper.SUITE_TARGETS) / len(paper.SUITE_TARGETS)
+        assert abs(mean - rows["mean"][shot]) <= 0.006

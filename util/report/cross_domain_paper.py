@@ -5,6 +5,8 @@ on PASCAL VOC with every class, tested on the four targets): its own row and PFE
 reports it. MMT: "Remember the Difference: Cross-Domain Few-Shot Semantic Segmentation via
 Meta-Memory Transfer" (CVPR 2022): its COCO-20i -> SUIM and PASCAL-5i -> SUIM tables (ResNet-50,
 "Ours" rows) and its COCO-20i -> PASCAL-5i ablation (1-shot, mean mIoU).
+Each suite row's four targets average to its published mean column (tested), which guards the
+transcription of single cells.
 """
 from __future__ import annotations
 
