@@ -139,6 +139,21 @@ def test_log_path(cfg: Config, weight: str) -> str:
     return os.path.join(experiment_dir(cfg), "result", results_name(cfg).replace("results_", "test_") + ".log")
 
 
+def load_trained(cfg: Config, weight: str, device: torch.device, precision: Precision) -> tuple[torch.nn.Module, dict]:
+    """The network of `cfg` with the checkpoint's weights on `device`, and the config it was trained
+    with; refuses a checkpoint whose training classes include this fold's novel classes."""
+    net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too
+    net.to(device, memory_format=precision.memory_format)
+    trained = load_weights(net, weight)
+    if (differ := fold_mismatch(trained, cfg)) is not None:
+        raise UserError(f"{weight} was trained with {differ}: its training classes include this fold's novel "
+                        f"classes, so the scores would not be few-shot scores. Test it with the config of the fold "
+                        f"it was trained on (`split {trained.get('split')}`), or pass this fold's checkpoint")
+    if trained and trained.get("shot", cfg.shot) != cfg.shot:
+        log.info("%s was trained %d-shot; testing %d-shot", weight, trained["shot"], cfg.shot)
+    return net, trained
+
+
 def run_test(cfg: Config, world: World, device: torch.device) -> int:
     """Score the checkpoint on this process's share of the episodes; rank 0 writes the results."""
     weight = find_weight(cfg)
@@ -149,15 +164,7 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     seed_everything(cfg.manual_seed)
     target = target_config(cfg)  # cfg itself unless `target` names another benchmark
     note_protocol(target)
-    net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too
-    net.to(device, memory_format=precision.memory_format)
-    trained = load_weights(net, weight)
-    if (differ := fold_mismatch(trained, cfg)) is not None:
-        raise UserError(f"{weight} was trained with {differ}: its training classes include this fold's novel "
-                        f"classes, so the scores would not be few-shot scores. Test it with the config of the fold "
-                        f"it was trained on (`split {trained.get('split')}`), or pass this fold's checkpoint")
-    if trained and trained.get("shot", cfg.shot) != cfg.shot:
-        log.info("%s was trained %d-shot; testing %d-shot", weight, trained["shot"], cfg.shot)
+    net, trained = load_trained(cfg, weight, device, precision)
     if cfg.ifsl:  # FS-CS: presence + (N+1)-class segmentation (docs/fscs.md)
         check_trained_for_fscs(trained, weight, cfg.way)
         stem = test_fscs(cfg, net, weight, precision, world, build_loader)
