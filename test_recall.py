@@ -38,8 +38,8 @@ def check_has_region_map(cfg: Config) -> None:
     if cfg.ifsl:
         raise UserError("test_recall.py scores one-way episodes; this config has `ifsl true`: set `ifsl false`")
     if not cfg.get("qgnet_prior"):
-        raise UserError(f"`model {cfg.model}` without `qgnet_prior` has no prior region map to score: use a "
-                        "`model qgnet` config, or a checkpoint trained with `qgnet_prior true` and pass that key")
+        raise UserError(f"`model {cfg.model}` has no prior region map to score (`qgnet_prior` is off): use a "
+                        "`model qgnet` config, or add `qgnet_prior true` for a checkpoint trained with it")
 
 
 @torch.no_grad()

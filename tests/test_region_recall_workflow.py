@@ -85,7 +85,7 @@ def test_recall_command_writes_table_vii_numbers(qgnet_run):
 
 
 def test_model_without_prior_region_map_is_refused(toy_tree, tmp_path):
-    with pytest.raises(UserError, match="no prior region map.*qgnet_prior true"):
+    with pytest.raises(UserError, match="has no prior region map.*add `qgnet_prior true`"):
         test_recall.main(["--config", "config/toy/toy_split0_vgg.yaml", *toy_overrides(toy_tree),
                           "save_path", str(tmp_path)])
     assert not any(tmp_path.iterdir())                                      # refused before anything is written
