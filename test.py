@@ -97,14 +97,19 @@ def run_seeds(cfg: Config, net, precision: Precision, world: World = World()) ->
     return runs, base, images
 
 
+def write_record(stem: str, cfg: Config, weight: str, fields: dict, md: str) -> None:
+    """<stem>.json (the effective config, the checkpoint and `fields`) and <stem>.md, each written atomically."""
+    record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight, **fields}
+    write_atomic(stem + ".json", json.dumps(record, indent=1))
+    write_atomic(stem + ".md", md)
+
+
 def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images: list) -> str:
     out_dir = os.path.dirname(os.path.abspath(weight))
     stem = os.path.join(out_dir, results_name(cfg))
     summary = summarise(runs)
-    record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight,
-              "metrics": runs[0], "seeds": runs, "summary": summary, "baselines": base}
-    write_atomic(stem + ".json", json.dumps(record, indent=1))
-    write_atomic(stem + ".md", markdown(cfg, weight, runs, summary, base))
+    write_record(stem, cfg, weight, {"metrics": runs[0], "seeds": runs, "summary": summary, "baselines": base},
+                 markdown(cfg, weight, runs, summary, base))
     if images:
         os.makedirs(stem + "_vis", exist_ok=True)
         for i, img in enumerate(images):

@@ -11,18 +11,16 @@ mask from the support) and Recall_p,gt (the query's prior region map) in percent
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 
 import torch
 from tqdm import tqdm
 
-from test import find_weight, load_trained, note_protocol
+from test import find_weight, load_trained, note_protocol, write_record
 from util.config import Config, load_config
 from util.data.cross_domain import results_name, target_config
 from util.data.loader import build_loader
-from util.engine.guard import write_atomic
 from util.engine.precision import Precision
 from util.engine.runtime import config_args, resolve_device, run_cli, seed_everything, setup_logging
 from util.errors import UserError
@@ -97,11 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("no query of these episodes has a foreground pixel: recall is undefined")
     for _, name, label in MAPS:
         log.info("%s: %s", label, " ".join(fmt(v) for v in rec[name].recall()))
-    record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight,
-              "resolution": "original (ori_resize)" if cfg.ori_resize else "network input",
+    fields = {"resolution": "original (ori_resize)" if cfg.ori_resize else "network input",
               **{name: r.state() for name, r in rec.items()}}
-    write_atomic(stem + ".json", json.dumps(record, indent=1))
-    write_atomic(stem + ".md", markdown(cfg, weight, rec))
+    write_record(stem, cfg, weight, fields, markdown(cfg, weight, rec))
     log.info("recall written to %s.json and .md", stem)
     return 0
 
