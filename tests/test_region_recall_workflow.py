@@ -89,3 +89,30 @@ def test_model_without_prior_region_map_is_refused(toy_tree, tmp_path):
         test_recall.main(["--config", "config/toy/toy_split0_vgg.yaml", *toy_overrides(toy_tree),
                           "save_path", str(tmp_path)])
     assert not any(tmp_path.iterdir())                                      # refused before anything is written
+
+
+class _FixedMaps(torch.nn.Module):
+    """predict_maps of a model whose guided map is 0.5 everywhere and prior region map 1 - x / W."""
+
+    def predict_maps(self, query, supports, support_masks):
+        b, _, h, w = query.shape
+        region = (1 - torch.arange(w) / w).expand(b, 1, h, w)
+        return {"prior": torch.full((b, 1, h, w), 0.5), "region": region}
+
+
+def test_seeds_pool_and_network_size_scoring(monkeypatch):
+    """`seeds 2`: both seeds' episodes in one sum; without ori_resize the maps meet the transformed labels."""
+    seeds = []
+    mask = torch.tensor([[[1, 1, 0, 255]]])                                 # [B=1, 1, 4]: foreground at x = 0, 1
+
+    def loader(cfg, mode, test_seed):
+        seeds.append(test_seed)
+        return [{"query": torch.zeros(1, 3, 1, 4), "supports": None, "support_masks": None, "query_mask": mask}]
+    monkeypatch.setattr(test_recall, "build_loader", loader)
+    cfg = load_config(None, ["seeds", "2", "ori_resize", "false"])
+    rec = test_recall.run_recall(cfg, _FixedMaps(), test_recall.Precision(torch.device("cpu")))
+    assert seeds == [cfg.test_seed, cfg.test_seed + 1]
+    assert rec["prior"].episodes == 2 and rec["prior"].gt_pixels == 4
+    # prior region map 1.0 and 0.75 on the foreground: above 0.1-0.7 both, above 0.8 and 0.9 only 1.0
+    assert rec["prior"].hits.tolist() == [4] * 7 + [2] * 2
+    assert rec["guided"].hits.tolist() == [4] * 4 + [0] * 5                 # 0.5 is not above 0.5
