@@ -97,14 +97,19 @@ def run_seeds(cfg: Config, net, precision: Precision, world: World = World()) ->
     return runs, base, images
 
 
+def write_record(stem: str, cfg: Config, weight: str, fields: dict, md: str) -> None:
+    """<stem>.json (the effective config, the checkpoint and `fields`) and <stem>.md, each written atomically."""
+    record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight, **fields}
+    write_atomic(stem + ".json", json.dumps(record, indent=1))
+    write_atomic(stem + ".md", md)
+
+
 def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images: list) -> str:
     out_dir = os.path.dirname(os.path.abspath(weight))
     stem = os.path.join(out_dir, results_name(cfg))
     summary = summarise(runs)
-    record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight,
-              "metrics": runs[0], "seeds": runs, "summary": summary, "baselines": base}
-    write_atomic(stem + ".json", json.dumps(record, indent=1))
-    write_atomic(stem + ".md", markdown(cfg, weight, runs, summary, base))
+    write_record(stem, cfg, weight, {"metrics": runs[0], "seeds": runs, "summary": summary, "baselines": base},
+                 markdown(cfg, weight, runs, summary, base))
     if images:
         os.makedirs(stem + "_vis", exist_ok=True)
         for i, img in enumerate(images):
@@ -139,6 +144,21 @@ def test_log_path(cfg: Config, weight: str) -> str:
     return os.path.join(experiment_dir(cfg), "result", results_name(cfg).replace("results_", "test_") + ".log")
 
 
+def load_trained(cfg: Config, weight: str, device: torch.device, precision: Precision) -> tuple[torch.nn.Module, dict]:
+    """The network of `cfg` with the checkpoint's weights on `device`, and the config it was trained
+    with; refuses a checkpoint whose training classes include this fold's novel classes."""
+    net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too
+    net.to(device, memory_format=precision.memory_format)
+    trained = load_weights(net, weight)
+    if (differ := fold_mismatch(trained, cfg)) is not None:
+        raise UserError(f"{weight} was trained with {differ}: its training classes include this fold's novel "
+                        f"classes, so the scores would not be few-shot scores. Test it with the config of the fold "
+                        f"it was trained on (`split {trained.get('split')}`), or pass this fold's checkpoint")
+    if trained and trained.get("shot", cfg.shot) != cfg.shot:
+        log.info("%s was trained %d-shot; testing %d-shot", weight, trained["shot"], cfg.shot)
+    return net, trained
+
+
 def run_test(cfg: Config, world: World, device: torch.device) -> int:
     """Score the checkpoint on this process's share of the episodes; rank 0 writes the results."""
     weight = find_weight(cfg)
@@ -149,15 +169,7 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     seed_everything(cfg.manual_seed)
     target = target_config(cfg)  # cfg itself unless `target` names another benchmark
     note_protocol(target)
-    net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too
-    net.to(device, memory_format=precision.memory_format)
-    trained = load_weights(net, weight)
-    if (differ := fold_mismatch(trained, cfg)) is not None:
-        raise UserError(f"{weight} was trained with {differ}: its training classes include this fold's novel "
-                        f"classes, so the scores would not be few-shot scores. Test it with the config of the fold "
-                        f"it was trained on (`split {trained.get('split')}`), or pass this fold's checkpoint")
-    if trained and trained.get("shot", cfg.shot) != cfg.shot:
-        log.info("%s was trained %d-shot; testing %d-shot", weight, trained["shot"], cfg.shot)
+    net, trained = load_trained(cfg, weight, device, precision)
     if cfg.ifsl:  # FS-CS: presence + (N+1)-class segmentation (docs/fscs.md)
         check_trained_for_fscs(trained, weight, cfg.way)
         stem = test_fscs(cfg, net, weight, precision, world, build_loader)
