@@ -22,7 +22,11 @@ def overrides(root, out):
 
 
 def start(args):
-    return subprocess.Popen([sys.executable, "train.py", "--config", CFG, *args],
+    """train.py in a child at this process's thread count: float sums (NHWC convolutions in
+    particular) round differently with the number of threads, and the resumed run is compared
+    bit for bit with one trained in this process."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    return subprocess.Popen([sys.executable, "train.py", "--config", CFG, *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
