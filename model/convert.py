@@ -100,7 +100,8 @@ def _key_hint(key: str) -> str:
              ("pcl.", "use_pcl / pcl_bank_size / the fold's class count"),
              ("backbone.layer3.", "backbone (resnet50 vs resnet101)"), ("backbone.", "backbone"),
              ("reduce_", "backbone / reduce_dim"), ("fem.", "ppm_scales (number of bins) / reduce_dim"),
-             ("fm.merge.", "ppm_scales (number of bins) / reduce_dim"))
+             ("fm.merge.", "ppm_scales (number of bins) / reduce_dim"),
+             ("learner.", "model (asnet / hsnet, the asnet_ switches) / backbone"))
     return next((h for p, h in rules if key.startswith(p)), "no config setting: is this the right file?")
 
 
