@@ -26,12 +26,15 @@ from model.safe_load import load_file
 log = logging.getLogger(__name__)
 
 VGG_SPLITS = ((0, 7), (7, 14), (14, 24), (24, 34), (34, 43))  # torchvision features[a:b]
-WEIGHT_FILES = {"resnet50": "resnet50_v2.pth", "resnet101": "resnet101_v2.pth", "vgg": "vgg16_bn.pth"}
+WEIGHT_FILES = {"resnet50": "resnet50_v2.pth", "resnet101": "resnet101_v2.pth", "vgg": "vgg16_bn.pth",
+                "resnet50_torchvision": "resnet50_torchvision.pth"}
 WHERE_TO_GET = {
     "resnet50": "the PSPNet deep-stem ImageNet ResNet-50 that PFENet links as 'initmodel' in its README",
     "resnet101": "the PSPNet deep-stem ImageNet ResNet-101 that PFENet links as 'initmodel' in its README",
     "vgg": "torchvision's ImageNet vgg16_bn state_dict, e.g. torch.save(torchvision.models.vgg16_bn("
            "weights='IMAGENET1K_V1').state_dict(), 'initmodel/vgg16_bn.pth')",
+    "resnet50_torchvision": "torchvision's ImageNet resnet50 state_dict, e.g. torch.save(torchvision.models."
+                            "resnet50(weights='IMAGENET1K_V1').state_dict(), 'initmodel/resnet50_torchvision.pth')",
 }
 BN_MODES = ("reference", "frozen")
 
@@ -174,7 +177,8 @@ def _listing(what: str, items: list[str], limit: int = 8) -> str:
 
 
 def build_backbone(arch: str, *, pretrained: bool, initmodel_dir: str, bn_mode: str) -> Backbone:
-    """ResNet-50/101 (deep stem, output stride 8) or VGG-16-BN; frozen; optionally ImageNet weights."""
+    """ResNet-50/101 (deep or torchvision stem, output stride 8) or VGG-16-BN; frozen; optionally
+    ImageNet weights."""
     if arch not in WEIGHT_FILES:
         raise ValueError(f"unknown backbone '{arch}': use one of {', '.join(WEIGHT_FILES)}")
     layers = vgg_layers() if arch == "vgg" else resnet_layers(arch)

@@ -4,7 +4,8 @@ Released models (DataParallel, `{'epoch', 'state_dict', 'optimizer'}`) use PFENe
 the project uses names after the paper's modules. The table below maps one onto the other
 key for key, so an official checkpoint loads strictly into the matching configuration
 (PFENet: use_bgem/use_doem/use_pcl false; NTRENet release: all on, bg_dim 256). Anything that
-does not fit is reported by name, with the config setting the checkpoint suggests.
+does not fit is reported by name, with the config setting the checkpoint suggests. The iFSL
+release's PFENet files are renamed to PFENet's names first (model/ifsl_pfenet_convert.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from model.bam_convert import load_bam_weights
 from model.errors import UserError
+from model.ifsl_pfenet_convert import ifsl_to_pfenet, is_ifsl_pfenet
 from model.safe_load import load_file
 
 log = logging.getLogger(__name__)
@@ -80,8 +82,10 @@ def infer_config(state: dict[str, Tensor]) -> dict[str, object]:
     keys = set(state)
     mid = state.get("reduce_query.0.weight")
     deep = any(k.startswith("backbone.layer3.6.") for k in keys)
+    stem = state.get("backbone.layer0.0.weight")
     cfg: dict[str, object] = {"backbone": "vgg" if mid is not None and mid.shape[1] == 768
-                              else ("resnet101" if deep else "resnet50")}
+                              else ("resnet101" if deep else "resnet50_torchvision"
+                                    if stem is not None and stem.shape[-1] == 7 else "resnet50")}
     if mid is not None:
         cfg["reduce_dim"] = mid.shape[0]
     cfg["FEM bins"] = len({k.split(".")[2] for k in keys if k.startswith("fem.refine.")})
@@ -98,9 +102,11 @@ def _key_hint(key: str) -> str:
     rules = (("bgmm.", "the BG branch (use_bgem or use_doem)"), ("bgem.", "use_bgem"),
              ("doem.", "use_doem"), ("fm.refine.", "use_doem"), ("fm.heads.", "use_doem"),
              ("pcl.", "use_pcl / pcl_bank_size / the fold's class count"),
-             ("backbone.layer3.", "backbone (resnet50 vs resnet101)"), ("backbone.", "backbone"),
+             ("backbone.layer3.", "backbone (resnet50 vs resnet101)"),
+             ("backbone.layer0.", "backbone (deep stem resnet50 vs resnet50_torchvision)"), ("backbone.", "backbone"),
              ("reduce_", "backbone / reduce_dim"), ("fem.", "ppm_scales (number of bins) / reduce_dim"),
-             ("fm.merge.", "ppm_scales (number of bins) / reduce_dim"))
+             ("fm.merge.", "ppm_scales (number of bins) / reduce_dim"),
+             ("learner.", "model (asnet / hsnet, the asnet_ switches) / backbone"))
     return next((h for p, h in rules if key.startswith(p)), "no config setting: is this the right file?")
 
 
@@ -140,12 +146,14 @@ def read_state(path: str) -> tuple[dict[str, Tensor], str, dict]:
         raise UserError(f"{path} is not a model checkpoint (expected a state_dict, {{'model': ...}} or "
                         "{'state_dict': ...})")
     state = _strip_module(ckpt)
+    if not saved_by_train and is_ifsl_pfenet(state):  # the iFSL release's PFENet: PFENet's names, other prefixes
+        state = ifsl_to_pfenet(state)
     if saved_by_train or (any(k.startswith(OWN_PREFIXES) for k in state)
                           and not any(re.match(r"layer[0-4]\.", k) for k in state)):
         return state, "own", trained
     mapped, unmapped = from_official(state)
     if unmapped:
-        raise UserError(f"{path}: keys that are neither PFENet nor NTRENet release keys "
+        raise UserError(f"{path}: keys that are neither PFENet (or iFSL PFENet) nor NTRENet release keys "
                         f"({len(unmapped)}): {', '.join(unmapped[:8])}; is this the right file?")
     return mapped, "official", {}
 

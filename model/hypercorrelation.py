@@ -63,3 +63,12 @@ def hypercorrelation(query_stages: list[list[Tensor]], support_stages: list[list
         corrs = [correlation(q.repeat_interleave(way, dim=0), s) for q, s in zip(q_feats, s_feats)]
         out.append(torch.stack(corrs, dim=1))
     return out
+
+
+def resize_query_dims(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """[B, C, Hq, Wq, Hs, Ws] -> query dims resized bilinearly (align_corners) to `size`: how the
+    squeezed correlation of a deeper stage meets the next stage's query size."""
+    b, c, hq, wq, hs, ws = x.shape
+    flat = x.permute(0, 4, 5, 1, 2, 3).reshape(b * hs * ws, c, hq, wq)
+    flat = F.interpolate(flat, size, mode="bilinear", align_corners=True)
+    return flat.reshape(b, hs, ws, c, *size).permute(0, 3, 4, 5, 1, 2)

@@ -4,6 +4,10 @@ This is the layout of the ImageNet files `resnet50_v2.pth` / `resnet101_v2.pth` 
 and NTRENet start from: a stem of three 3x3 convs (64-64-128) instead of one 7x7, and
 layer3/layer4 with stride 1 and dilation 2/4 in every block's 3x3 conv (as PFENet patches
 them), so layer3 and layer4 keep the 1/8 resolution of layer2.
+
+`resnet50_torchvision` is the same dilated network on torchvision's stem (one 7x7/2 conv of 64
+channels, BN, ReLU, maxpool), which the iFSL release's PFENet uses; its ImageNet file is
+torchvision's ResNet-50 state dict.
 """
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from torch import Tensor, nn
 
 from model.fold import conv_bn, run_sequential
 
-BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
+BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3), "resnet50_torchvision": (3, 4, 6, 3)}
+TORCHVISION_STEM = ("resnet50_torchvision",)
 
 # initmodel file key prefix -> our layer0 index (stem convs/BNs inside nn.Sequential)
 STEM_RENAMES = {"conv1.": "layer0.0.", "bn1.": "layer0.1.", "conv2.": "layer0.3.",
@@ -66,12 +71,19 @@ def _stem() -> nn.Sequential:
                          nn.MaxPool2d(3, stride=2, padding=1))
 
 
+def _torchvision_stem() -> nn.Sequential:
+    """torchvision's stem: conv7x7/2 64, BN, ReLU, maxpool 3x3/2 (indices 0-3 as the iFSL release)."""
+    return nn.Sequential(nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64),
+                         nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1))
+
+
 def resnet_layers(depth: str) -> list[nn.Sequential]:
     """[layer0 (stem), layer1, layer2 (/8), layer3 (dilation 2), layer4 (dilation 4)]."""
     if depth not in BLOCKS:
         raise ValueError(f"unknown ResNet '{depth}': use one of {', '.join(BLOCKS)}")
     n1, n2, n3, n4 = BLOCKS[depth]
-    layers = [_stem(), _stage(128, 64, n1, stride=1, dilation=1), _stage(256, 128, n2, stride=2, dilation=1),
+    stem, width = (_torchvision_stem(), 64) if depth in TORCHVISION_STEM else (_stem(), 128)
+    layers = [stem, _stage(width, 64, n1, stride=1, dilation=1), _stage(256, 128, n2, stride=2, dilation=1),
               _stage(512, 256, n3, stride=1, dilation=2), _stage(1024, 512, n4, stride=1, dilation=4)]
     for m in nn.ModuleList(layers).modules():
         if isinstance(m, nn.Conv2d):
@@ -80,7 +92,8 @@ def resnet_layers(depth: str) -> list[nn.Sequential]:
 
 
 def rename_initmodel_key(key: str) -> str | None:
-    """Key of `resnet*_v2.pth` -> our backbone key; None for the unused classifier `fc.*`."""
+    """Key of `resnet*_v2.pth` (or of torchvision's ResNet file, whose stem is `conv1.`, `bn1.`)
+    -> our backbone key; None for the unused classifier `fc.*`."""
     if key.startswith("fc."):
         return None
     for old, new in STEM_RENAMES.items():

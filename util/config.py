@@ -104,7 +104,8 @@ SCHEMA: dict[str, Key] = {
     "model": Key(str, "ntrenet", "method (model/methods/: ntrenet; pfenet = ntrenet with every module off; "
                  "qgnet = pfenet + the prior region map)",
                  check=_method, variant=True),
-    "backbone": Key(str, "resnet50", "frozen encoder", ("resnet50", "resnet101", "vgg")),
+    "backbone": Key(str, "resnet50", "frozen encoder (resnet50_torchvision: torchvision's stem, as the iFSL "
+                    "release's PFENet)", ("resnet50", "resnet101", "vgg", "resnet50_torchvision")),
     "pretrained": Key(bool, True, "load ImageNet weights from initmodel_dir (false: random init)"),
     "initmodel_dir": Key(str, "initmodel", "folder with resnet50_v2.pth, resnet101_v2.pth, vgg16_bn.pth"),
     "backbone_bn": Key(str, "reference", "backbone BN: batch stats in training as released, or always eval",

@@ -56,12 +56,14 @@ class FSCSResult:
 
 
 def method_name(variant: Variant, cfg: dict) -> str:
-    """'ASNet', 'ASNet_w', 'PFENet', 'NTRENet' (+ its modules when not all on), then key=value of
+    """'ASNet', 'ASNet_w', 'HSNet', 'PFENet', 'NTRENet' (+ its modules when not all on), then key=value of
     the method's other variant keys that differ from their defaults."""
     model = str(cfg.get("model", "ntrenet"))
     if model == "asnet":
         name = "ASNet" + ("_w" if cfg.get("weak") else "")
         keys = {k for k, _ in variant.values if k.startswith("asnet_")}
+    elif model == "hsnet":
+        name, keys = "HSNet", set()
     else:
         modules = variant.modules
         name = "PFENet" if modules == "baseline" else "NTRENet" + ("" if modules == FULL_NTRENET else f" {modules}")
