@@ -91,7 +91,6 @@ def load_pretrained(net: FrozenResNetLearner, cfg) -> FrozenResNetLearner:
     return net
 
 
-
 def decoder_layers() -> tuple[nn.Sequential, nn.Sequential]:
     """(decoder1, decoder2): the 2D decoder both releases put after the squeezed correlation
     ([B', 128, h, w] -> 2 channels at 2h x 2w); the learners hold them under these names."""
