@@ -25,6 +25,7 @@ from util.config import load_config
 from util.errors import UserError
 from util.data.transform import test_transform
 from util.engine.guard import writable_error, write_atomic
+from util.engine.precision import Precision
 from util.engine.runtime import resolve_device, run_cli, setup_logging
 from util.evaluation.vis import overlay
 
@@ -117,13 +118,14 @@ def to_original(logits: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, list(args.opts) + ["shot", str(len(args.support)), "pretrained", "false"])
-    setup_logging(notes=cfg.get("_notes", ()))
+    device = resolve_device(cfg.device)
+    precision = Precision.from_config(cfg, device)  # fp32 unless amp bf16/fp16; impossible settings fail here
+    setup_logging(notes=cfg.get("_notes", ()), first=precision.log_lines())
     if cfg.ifsl:
         raise UserError(f"predict.py segments one class (binary); model {cfg.model} with ifsl true predicts FS-CS "
                         "episodes: score it with test.py, or predict with ifsl false and a binary method")
     plan = plan_outputs(args)
-    device = resolve_device(cfg.device)
-    net = build_model(cfg).to(device).eval()
+    net = build_model(cfg).to(device, memory_format=precision.memory_format).eval()
     load_weights(net, args.weight)
     transform = test_transform(cfg)
     sup, masks = [], []
@@ -141,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     for q_path, mask_file, overlay_file in plan:
         img = read_image(q_path)
         q, _ = transform(img, np.zeros(img.shape[:2], np.uint8))
-        with torch.no_grad():
-            logits = net(q[None].to(device), supports, support_masks)
+        b = precision.to_device({"query": q[None]})
+        with torch.no_grad(), precision.autocast():
+            logits = net(b["query"], supports, support_masks)
         pred = to_original(logits, img.shape[:2])
         write_png(mask_file, pred * 255)
         write_png(overlay_file, overlay(img.astype(np.uint8), pred)[..., ::-1])

@@ -131,8 +131,14 @@ def run_pretraining(cfg) -> int:
         claim.release()
 
 
+def precision_line(cfg) -> tuple[int, str]:
+    """The log's first line: this pre-training always computes in fp32 (no autocast)."""
+    ignored = "" if cfg.amp == "off" else f"; amp {cfg.amp} applies to train.py and the tests, not here"
+    return logging.INFO, f"training precision fp32 because the prior extractor's pre-training has no autocast{ignored}"
+
+
 def _pretrain(cfg, device: torch.device, out: str, claim: OutputClaim) -> int:
-    setup_logging(os.path.join(out, "result", "pretrain.log"), notes=cfg.get("_notes", ()))
+    setup_logging(os.path.join(out, "result", "pretrain.log"), notes=cfg.get("_notes", ()), first=[precision_line(cfg)])
     dump_config(cfg, os.path.join(out, "result", "config.yaml"))
     seed_everything(cfg.manual_seed)
     run = Pretraining(cfg, device, out, claim)

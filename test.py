@@ -69,10 +69,10 @@ def fmt_spread(stat: dict) -> str:
     return fmt(stat["mean"]) + ("" if stat["std"] is None else f" ± {stat['std']:.2f}")
 
 
-def markdown(cfg: Config, weight: str, runs: list[dict], summary: dict, base: dict) -> str:
+def markdown(cfg: Config, weight: str, runs: list[dict], summary: dict, base: dict, precision: str = "fp32") -> str:
     tested = f"{cfg.dataset} -> {cfg.target}" if cfg.target and cfg.target != cfg.dataset else cfg.dataset
     head = (f"# {tested} fold {cfg.split}, {cfg.backbone}, {cfg.shot}-shot\n\n"
-            f"checkpoint `{weight}`, {runs[0]['episodes']} episodes x {len(runs)} seed(s)\n\n"
+            f"checkpoint `{weight}`, {runs[0]['episodes']} episodes x {len(runs)} seed(s), {precision}\n\n"
             "| metric | value |\n|---|---|\n")
     rows = [f"| {k} | {fmt_spread(v)} |" for k, v in summary.items()]
     rows += [f"| {name} mIoU (trivial) | {fmt(m['miou'])} |" for name, m in base.items()]
@@ -104,12 +104,12 @@ def write_record(stem: str, cfg: Config, weight: str, fields: dict, md: str) -> 
     write_atomic(stem + ".md", md)
 
 
-def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images: list) -> str:
+def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images: list, precision: str = "fp32") -> str:
     out_dir = os.path.dirname(os.path.abspath(weight))
     stem = os.path.join(out_dir, results_name(cfg))
     summary = summarise(runs)
-    write_record(stem, cfg, weight, {"metrics": runs[0], "seeds": runs, "summary": summary, "baselines": base},
-                 markdown(cfg, weight, runs, summary, base))
+    write_record(stem, cfg, weight, {"precision": precision, "metrics": runs[0], "seeds": runs, "summary": summary,
+                                     "baselines": base}, markdown(cfg, weight, runs, summary, base, precision))
     if images:
         os.makedirs(stem + "_vis", exist_ok=True)
         for i, img in enumerate(images):
@@ -165,7 +165,7 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     precision = Precision.from_config(cfg, device)  # an impossible amp setting fails before any work
     log_file = test_log_path(cfg, weight)
     setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING,
-                  notes=cfg.get("_notes", ()))
+                  notes=cfg.get("_notes", ()), first=precision.log_lines())
     seed_everything(cfg.manual_seed)
     target = target_config(cfg)  # cfg itself unless `target` names another benchmark
     note_protocol(target)
@@ -179,7 +179,7 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     runs, base, images = run_seeds(target, net, precision, world)
     if not world.main:
         return 0
-    stem = write_results(cfg, weight, runs, base, images)
+    stem = write_results(cfg, weight, runs, base, images, precision.name)
     summary = summarise(runs)
     log.info("%d-shot fold %d: %s", cfg.shot, cfg.split,
              ", ".join(f"{DISPLAY[k]} {fmt_spread(summary[k])}" for k in HEADLINE))

@@ -61,14 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(cfg.device)
     precision = Precision.from_config(cfg, device)
     stem = os.path.join(os.path.dirname(os.path.abspath(weight)), f"gfss_shot{cfg.shot}")
-    setup_logging(stem + ".log", notes=cfg.get("_notes", ()))
+    setup_logging(stem + ".log", notes=cfg.get("_notes", ()), first=precision.log_lines())
     seed_everything(cfg.manual_seed)
     net = build_model(cfg.replace(base_weight="none"))  # the BAM checkpoint holds the base learner
     load_weights(net, weight)
-    net.to(device).eval()
+    net.to(device, memory_format=precision.memory_format).eval()
     res = run_gfss(cfg, net, precision)
     log.info("GFSS %s fold %d: %s", cfg.dataset, cfg.split, ", ".join(f"{n} {res[k]:.2f}" for k, n in HEADS))
-    record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight, "gfss": res}
+    record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight,
+              "precision": precision.name, "gfss": res}
     write_atomic(stem + ".json", json.dumps(record, indent=1))
     write_atomic(stem + ".md", markdown(cfg, weight, res))
     log.info("results written to %s.json and .md", stem)

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(cfg.device)
     precision = Precision.from_config(cfg, device)
     stem = os.path.join(os.path.dirname(os.path.abspath(weight)), results_name(cfg).replace("results_", "recall_", 1))
-    setup_logging(stem + ".log", notes=cfg.get("_notes", ()))
+    setup_logging(stem + ".log", notes=cfg.get("_notes", ()), first=precision.log_lines())
     seed_everything(cfg.manual_seed)
     target = target_config(cfg)  # cfg itself unless `target` names another benchmark
     note_protocol(target)
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("no query of these episodes has a foreground pixel: recall is undefined")
     for _, name, label in MAPS:
         log.info("%s: %s", label, " ".join(fmt(v) for v in rec[name].recall()))
-    fields = {"resolution": "original (ori_resize)" if cfg.ori_resize else "network input",
+    fields = {"precision": precision.name, "resolution": "original (ori_resize)" if cfg.ori_resize else "network input",
               **{name: r.state() for name, r in rec.items()}}
     write_record(stem, cfg, weight, fields, markdown(cfg, weight, rec))
     log.info("recall written to %s.json and .md", stem)

@@ -100,7 +100,8 @@ class Run:
                  claim: OutputClaim | None = None, precision: Precision | None = None):
         self.cfg, self.device, self.world, self.claim = cfg, device, world, claim
         self.stop = StopRequest()
-        self.precision = precision or Precision.from_config(cfg, device)
+        self.precision = precision or Precision.from_config(cfg, device, training=True)
+        self.eval_precision = self.precision.for_evaluation()  # validation: fp32 unless amp bf16/fp16
         self.dir = experiment_dir(cfg)
         self.model_dir = os.path.join(self.dir, "model")
         self.net = build_model(cfg).to(device, memory_format=self.precision.memory_format)
@@ -255,7 +256,7 @@ def validate(run: Run, last: bool = False) -> float:
     ev = Evaluator.from_config(run.cfg)
     baselines = ({n: Evaluator.from_config(run.cfg) for n in BASELINES}
                  if last and hasattr(run.net, "predict_maps") else None)
-    metrics, base, images = evaluate(run.net, run.val_loader, ev, run.precision, baselines=baselines, panels=1,
+    metrics, base, images = evaluate(run.net, run.val_loader, ev, run.eval_precision, baselines=baselines, panels=1,
                                      desc="validate")
     metrics = {k: math.nan if v is None else v for k, v in metrics.items()}
     for k in HEADLINE:
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_training(cfg, world: World, device: torch.device) -> int:
     """The whole run on this process (one of `world.size`); rank 0 holds the output folder."""
-    precision = Precision.from_config(cfg, device)  # an impossible amp setting fails before any work
+    precision = Precision.from_config(cfg, device, training=True)  # an impossible amp setting fails before any work
     out = experiment_dir(cfg)
     claim = claim_output_dir(out, resume=cfg.resume, overwrite=cfg.overwrite) if world.main else None
     try:
@@ -289,7 +290,8 @@ def run_training(cfg, world: World, device: torch.device) -> int:
 def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim | None,
            precision: Precision) -> int:
     setup_logging(os.path.join(out, "result", "train.log") if world.main else None,
-                  logging.INFO if world.main else logging.WARNING, notes=cfg.get("_notes", ()))
+                  logging.INFO if world.main else logging.WARNING, notes=cfg.get("_notes", ()),
+                  first=precision.log_lines() + precision.for_evaluation().log_lines()[:1])
     resumed = load_training_state(cfg.resume, cfg) if cfg.resume else None
     if resumed is not None and resumed["epoch"] >= cfg.epochs:
         log.warning("nothing to do: %s has already trained %d epoch(s), and epochs is %d; raise `epochs` to "
@@ -302,8 +304,8 @@ def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim
         enable_determinism()
     seed_everything(cfg.manual_seed)
     run = Run(cfg, device, world, resumed, claim, precision)
-    log.info("training %s on %s x %d process(es), amp %s%s: %d iterations/epoch, output %s",
-             cfg.get("_config_path"), device, world.size, cfg.amp,
+    log.info("training %s on %s x %d process(es), %s%s: %d iterations/epoch, output %s",
+             cfg.get("_config_path"), device, world.size, precision.name,
              ", channels_last" if precision.channels_last else "", len(run.train_loader), out)
     with run.stop:
         while run.epoch < cfg.epochs:

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args = config_args(argv, __doc__)
     cfg = load_config(args.config, args.opts)
     device = resolve_device(cfg.device)
-    precision = Precision.from_config(cfg, device)
+    # the base learner trains in the contiguous layout (channels_last applies to the few-shot models)
+    precision = Precision(device, cfg.amp, False, training=True)  # an impossible amp fails before any work
     out = experiment_dir(cfg)
     claim = claim_output_dir(out, resume=cfg.resume, overwrite=cfg.overwrite)
     try:
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(cfg, device: torch.device, precision: Precision, out: str, claim) -> int:
-    setup_logging(os.path.join(out, "result", "train.log"), notes=cfg.get("_notes", ()))
+    setup_logging(os.path.join(out, "result", "train.log"), notes=cfg.get("_notes", ()),
+                  first=precision.log_lines() + precision.for_evaluation().log_lines()[:1])
     resumed = load_training_state(cfg.resume, cfg) if cfg.resume else None
     dump_config(cfg, os.path.join(out, "result", "config.yaml"))
     seed_everything(cfg.manual_seed)
@@ -99,8 +101,8 @@ def _train(cfg, device: torch.device, precision: Precision, out: str, claim) -> 
         start, it, best = resumed["epoch"], resumed["iteration"], resumed["best_miou"]
         log.info("resumed from %s after epoch %d (iteration %d)", cfg.resume, start, it)
     writer = EventWriter(os.path.join(out, "tb"), purge_step=it + 1 if it else None)
-    log.info("stage 1 (base learner) on %s: %d classes incl. background, %d iterations/epoch, output %s",
-             device, 1 + net.num_base_classes, len(train_loader), out)
+    log.info("stage 1 (base learner) on %s, %s: %d classes incl. background, %d iterations/epoch, output %s",
+             device, precision.name, 1 + net.num_base_classes, len(train_loader), out)
     net.train()
     for epoch in range(start, cfg.epochs):
         seed_everything(cfg.manual_seed + epoch)
@@ -125,7 +127,7 @@ def _train(cfg, device: torch.device, precision: Precision, out: str, claim) -> 
             if it % cfg.print_freq == 0:
                 log.info("epoch %d iter %d/%d loss %.4f lr %.3g", epoch + 1, it, max_iter, loss.item(), lr)
         if cfg.val_every and (epoch + 1) % cfg.val_every == 0:
-            miou, ious = validate(net, val_loader, precision)
+            miou, ious = validate(net, val_loader, precision.for_evaluation())
             writer.add_scalar("base/val_miou", miou, it)
             log.info("validation epoch %d: base-class mIoU %.2f (background IoU %s)", epoch + 1, miou,
                      "n/a" if ious[0] is None else f"{ious[0]:.2f}")

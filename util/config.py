@@ -270,9 +270,10 @@ SCHEMA: dict[str, Key] = {
                         ("stop", "skip")),
     "deterministic": Key(bool, False, "torch.use_deterministic_algorithms (CUDA: slower, see docs/reliability.md)"),
     "device": Key(str, "auto", "auto, cpu, cuda or cuda:N"),
-    "amp": Key(str, "auto", "mixed precision: auto = bf16 where it is native (CUDA with bf16, CPUs with "
-               "avx512_bf16/AMX), fp32 otherwise; bf16 autocast (CPU/CUDA) or fp16 autocast + GradScaler "
-               "(CUDA only); losses and metrics stay fp32", ("auto", "off", "bf16", "fp16")),
+    "amp": Key(str, "off", "mixed precision, only when asked: off = fp32 everywhere; auto = bf16 training steps "
+               "where bf16 is native (CUDA with bf16, CPUs with avx512_bf16/AMX), evaluation fp32; bf16 autocast "
+               "(CPU/CUDA) or fp16 autocast + GradScaler (CUDA only) for training and evaluation; losses and "
+               "metrics stay fp32; results record `precision`", ("auto", "off", "bf16", "fp16")),
     "channels_last": Key(str, "auto", "NHWC memory format for the model and query images: auto = on "
                          "on the CPU (faster convolutions there, docs/speed.md), off on CUDA; "
                          "same numbers up to float rounding", ("auto", "on", "off")),

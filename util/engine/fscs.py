@@ -55,8 +55,8 @@ def evaluate_fscs(net: torch.nn.Module, loader, meter: FSCSMeter, precision: Pre
 
 def validate_fscs(run) -> float:
     """train.py's validation of an FS-CS run: logs ER/mIoU/FB-IoU, returns the mIoU."""
-    metrics = evaluate_fscs(run.net, run.val_loader, meter_for(run.cfg), run.precision, ori_resize=run.cfg.ori_resize,
-                            desc="validate")
+    metrics = evaluate_fscs(run.net, run.val_loader, meter_for(run.cfg), run.eval_precision,
+                            ori_resize=run.cfg.ori_resize, desc="validate")
     for k in FSCS_HEADLINE:
         run.writer.add_scalar(f"val/{k}", metrics[k], run.iteration)
     log.info("validation epoch %d (%d-way): %s", run.epoch, run.cfg.way,
@@ -89,7 +89,7 @@ def test_fscs(cfg, net: torch.nn.Module, weight: str, precision: Precision, worl
                    "std": statistics.pstdev([r[k] for r in runs]) if len(runs) > 1 else None} for k in FSCS_HEADLINE}
     stem = os.path.join(os.path.dirname(os.path.abspath(weight)), f"results_way{cfg.way}_shot{cfg.shot}")
     record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight, "task": "fscs",
-              "metrics": runs[0], "seeds": runs, "summary": summary}
+              "precision": precision.name, "metrics": runs[0], "seeds": runs, "summary": summary}
     write_atomic(stem + ".json", json.dumps(record, indent=1))
     write_atomic(stem + ".md", fscs_markdown(cfg, weight, runs, summary))
     log.info("FS-CS %d-way %d-shot fold %d: %s", cfg.way, cfg.shot, cfg.split,

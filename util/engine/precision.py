@@ -1,11 +1,14 @@
 """How the forward pass runs: autocast dtype (`amp`) and memory format (`channels_last`),
-resolved and checked once per run for its device, then handed to the training step, the
-evaluation loop and the benchmarks (docs/speed.md).
+resolved and checked once per run for its device and role (training or evaluation), then
+handed to the training step, the evaluation loop and the benchmarks (docs/speed.md).
 
-`amp auto` (the default) takes bf16 only where it is fast: on CUDA with bf16 support and on
-CPUs with native bf16 instructions (avx512_bf16 or AMX). Elsewhere the CPU's bf16
-convolutions fall back to slow kernels (5-11x slower than fp32 on an AVX-512 CPU without
-avx512_bf16, docs/speed.md), so auto runs fp32 and an explicit `amp bf16` warns.
+Every figure is fp32 unless the user asks for mixed precision, so that a checkpoint scores the
+same on every machine, as in PyTorch's own convention. `amp off` (the default) is fp32
+everywhere. `amp auto` takes bf16 for training steps only where it is native (CUDA with bf16
+support, CPUs with avx512_bf16 or AMX) and keeps every evaluation fp32; `amp bf16|fp16`
+autocast training and evaluation alike. On CPUs without native bf16 the bf16 convolutions fall
+back to slow kernels (5-11x slower than fp32 on an AVX-512 CPU without avx512_bf16,
+docs/speed.md), so an explicit `amp bf16` there warns.
 """
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ import torch.nn.functional as F
 
 from util.config import ConfigError
 
-log = logging.getLogger(__name__)
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs with fast bf16 kernels
@@ -51,14 +53,20 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
     return False, f"the CPU has no native bf16 ({' or '.join(NATIVE_BF16_FLAGS)} missing)"
 
 
-def resolve_amp(amp: str, device: torch.device) -> str:
-    """Config key `amp` -> off, bf16 or fp16 for `device`: `auto` is bf16 where it is native
-    (CUDA with bf16, CPUs with avx512_bf16/AMX), fp32 otherwise; the choice is logged."""
+PRECISION_NAMES = {"off": "fp32", "bf16": "bf16", "fp16": "fp16"}  # resolved amp -> results JSON `precision`
+
+
+def resolve_amp(amp: str, device: torch.device, training: bool = False) -> tuple[str, str]:
+    """Config key `amp` -> (off, bf16 or fp16, why) for one role on `device`. `auto` is bf16
+    only for training steps where bf16 is native (CUDA with bf16, CPUs with avx512_bf16/AMX):
+    an evaluation stays fp32 so its figures match any machine's; the reason is logged."""
     if amp != "auto":
-        return amp
+        return amp, f"amp {amp}" + (" (the default: mixed precision only when asked)"
+                                    if amp == "off" else " is set")
+    if not training:
+        return "off", "amp auto evaluates in fp32 on every machine (amp bf16 or fp16 evaluates in reduced precision)"
     ok, why = native_bf16(device)
-    log.info("amp auto: %s because %s", "bf16" if ok else "fp32 (amp off)", why)
-    return "bf16" if ok else "off"
+    return ("bf16" if ok else "off"), f"amp auto and {why}"
 
 
 def bf16_slowdown(reps: int = 3) -> float:
@@ -74,21 +82,20 @@ def bf16_slowdown(reps: int = 3) -> float:
     return min(times[torch.bfloat16][1:]) / min(times[torch.float32][1:])
 
 
-def warn_slow_bf16(device: torch.device) -> None:
-    """`amp bf16` on a CPU without native bf16: one warning with the slowdown measured here."""
+def slow_bf16_warning(device: torch.device) -> str | None:
+    """`amp bf16` on a CPU without native bf16: the warning, with the slowdown measured here."""
     ok, why = native_bf16(device)
     if device.type != "cpu" or ok:
-        return
-    log.warning("amp bf16: %s, so bf16 convolutions run on slow fallback kernels: one 3x3 conv measured "
-                "%.1fx slower than fp32 here (a whole step 5-11x, docs/speed.md). Use amp auto or amp off.",
-                why, bf16_slowdown())
+        return None
+    return (f"amp bf16: {why}, so bf16 convolutions run on slow fallback kernels: one 3x3 conv measured "
+            f"{bf16_slowdown():.1f}x slower than fp32 here (a whole step 5-11x, docs/speed.md). Use amp off.")
 
 
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of config key `amp` on `device` (None: fp32), checked up front so a
     run fails before any work: fp16 autocast needs CUDA (on the CPU it is slow and
     GradScaler-less), bf16 needs a GPU that supports it."""
-    amp = resolve_amp(amp, device) if amp == "auto" else amp
+    amp = resolve_amp(amp, device)[0]
     if amp == "off":
         return None
     if amp not in AMP_DTYPES:
@@ -135,26 +142,55 @@ def make_scaler(enabled: bool) -> torch.amp.GradScaler:
 
 @dataclass(frozen=True)
 class Precision:
-    """The `amp` and `channels_last` keys resolved for one device (built once per run; an
-    impossible setting fails when it is built, before any work). `amp` holds the resolved
-    mode (auto became bf16 or off, logged once); `requested` the config's value."""
+    """The `amp` and `channels_last` keys resolved for one device and role (built once per run,
+    before logging starts; an impossible setting fails when it is built, before any work).
+    `amp` holds the resolved mode, `requested` the config's value, `why` the reason and
+    `warning` a slow-bf16 warning: `log_lines()` gives them to the run's first log lines."""
 
     device: torch.device
     amp: str = "off"
     channels_last: bool | str = False
+    training: bool = False
     requested: str = field(default="", compare=False)
+    why: str = field(default="", compare=False)
+    warning: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels_last", resolve_channels_last(self.channels_last, self.device))
         object.__setattr__(self, "requested", self.requested or self.amp)
-        object.__setattr__(self, "amp", resolve_amp(self.amp, self.device))
+        amp, why = resolve_amp(self.amp, self.device, self.training)
+        object.__setattr__(self, "amp", amp)
+        object.__setattr__(self, "why", self.why or why)
         amp_dtype(self.amp, self.device)
-        if self.requested == "bf16":
-            warn_slow_bf16(self.device)
+        if self.requested == "bf16" and self.warning is None:
+            object.__setattr__(self, "warning", slow_bf16_warning(self.device))
 
     @classmethod
-    def from_config(cls, cfg, device: torch.device) -> "Precision":
-        return cls(device, cfg.amp, cfg.channels_last)
+    def from_config(cls, cfg, device: torch.device, training: bool = False) -> "Precision":
+        return cls(device, cfg.amp, cfg.channels_last, training)
+
+    def for_evaluation(self) -> "Precision":
+        """The same keys resolved for evaluation (validation during training): `amp auto` is fp32 there."""
+        if not self.training:
+            return self
+        return Precision(self.device, self.requested, self.channels_last, requested=self.requested,
+                         warning=self.warning)
+
+    @property
+    def name(self) -> str:
+        """fp32, bf16 or fp16: what the results JSON records under `precision`."""
+        return PRECISION_NAMES[self.amp]
+
+    @property
+    def reduced(self) -> bool:
+        return self.amp != "off"
+
+    def log_lines(self) -> list[tuple[int, str]]:
+        """(level, message) the run logs first: the precision, why, the layout, any warning."""
+        role = "training" if self.training else "evaluation"
+        layout = "channels_last (NHWC)" if self.channels_last else "contiguous (NCHW)"
+        lines = [(logging.INFO, f"{role} precision {self.name} because {self.why}; memory format {layout}")]
+        return lines + ([(logging.WARNING, self.warning)] if self.warning else [])
 
     @property
     def dtype(self) -> torch.dtype | None:

@@ -108,9 +108,11 @@ class _TqdmHandler(logging.StreamHandler):
             self.handleError(record)
 
 
-def setup_logging(log_file: str | None = None, level: int = logging.INFO, notes: Sequence[str] = ()) -> None:
-    """Console plus an optional per-run log file; called by CLIs only, never on import. `notes`
-    (what the config loader mapped from another framework's form) are logged once, first."""
+def setup_logging(log_file: str | None = None, level: int = logging.INFO, notes: Sequence[str] = (),
+                  first: Sequence[tuple[int, str]] = ()) -> None:
+    """Console plus an optional per-run log file; called by CLIs only, never on import. `first`
+    ((level, message): the precision the run computes in, and why) opens the log, then `notes`
+    (what the config loader mapped from another framework's form) are logged once."""
     handlers: list[logging.Handler] = [_TqdmHandler(sys.stdout)]
     if log_file:
         os.makedirs(os.path.dirname(log_file) or ".", exist_ok=True)
@@ -118,6 +120,8 @@ def setup_logging(log_file: str | None = None, level: int = logging.INFO, notes:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
     logging.captureWarnings(True)  # library warnings reach the run's log file too
+    for level_, message in first:
+        log.log(level_, message)
     for note in notes:
         log.info("config: %s", note)
 

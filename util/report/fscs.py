@@ -14,7 +14,7 @@ from typing import Sequence
 
 from util.config import SCHEMA
 from util.errors import UserError
-from util.report.load import Variant, variant_of
+from util.report.load import Variant, precision_of, variant_of
 from util.report.render import Cell, Table
 
 # PASCAL-5i, ResNet-50, 1-shot: (method, way) -> ((ER fold 0..3, mean), (mIoU fold 0..3, mean))
@@ -70,7 +70,8 @@ def method_name(variant: Variant, cfg: dict) -> str:
         keys = {k for k, _ in variant.values if not k.startswith("asnet_") and k not in SHOWN_ELSEWHERE
                 and not k.startswith("use_")}
     extra = [f"{k}={v}" for k, v in variant.values if k in keys and k in SCHEMA and v != SCHEMA[k].default]
-    return " ".join([name, *extra])
+    reduced = [f"[{variant.get('precision')}]"] if variant.get("precision") else []  # not fp32
+    return " ".join([name, *extra, *reduced])
 
 
 def is_fscs(path: Path) -> bool:
@@ -86,7 +87,7 @@ def load_fscs(path: Path) -> FSCSResult:
     try:
         cfg, summary = data["config"], data["summary"]
         return FSCSResult(Path(path), str(cfg["dataset"]), str(cfg["backbone"]), int(cfg["shot"]), int(cfg["way"]),
-                          int(cfg["split"]), method_name(variant_of(cfg), cfg), float(summary["er"]["mean"]),
+                          int(cfg["split"]), method_name(variant_of(cfg, precision_of(data)), cfg), float(summary["er"]["mean"]),
                           float(summary["miou"]["mean"]))
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path}: not an FS-CS results file of test.py ({e!r} missing or wrong); re-run "

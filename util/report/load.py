@@ -75,6 +75,8 @@ class Variant(NamedTuple):
             parts.append(f"D={self.bg_dim}")
         if self.coco_style and self.coco_style != "interleaved":
             parts.append(self.coco_style)
+        if self.get("precision"):
+            parts.append(f"[{self.get('precision')}]")  # computed in reduced precision (render.py's legend)
         parts += [f"{k}={v}" for k, v in self.values if k not in NAMED and v != SCHEMA[k].default]
         return " ".join(parts)
 
@@ -82,12 +84,14 @@ class Variant(NamedTuple):
 MODULES = (("BGEM", "use_bgem"), ("DOEM", "use_doem"), ("PCL", "use_pcl"))
 # Keys the readable views above already show; every other variant key is shown generically.
 NAMED = {k for _, k in MODULES} | {"use_scnet", "scnet_clusters", "scnet_lambda", "scnet_prior", "pcl_negatives",
-                                   "bg_dim", "coco_fold_style"}
+                                   "bg_dim", "coco_fold_style", "precision"}
 
 
-def variant_of(cfg: dict) -> Variant:
+def variant_of(cfg: dict, precision: str = "fp32") -> Variant:
     """Variant of a run's recorded config; absent keys (older files) take the schema defaults,
-    and `model` counts by the network it builds (pfenet and ntrenet with modules off are one)."""
+    and `model` counts by the network it builds (pfenet and ntrenet with modules off are one).
+    A result computed in reduced precision (bf16, fp16) is a variant of its own, so its figures
+    never average with fp32 folds and its row says so."""
     full = {k: cfg.get(k, key.default) for k, key in SCHEMA.items()}
     values = []
     for k in variant_keys(full):
@@ -95,7 +99,19 @@ def variant_of(cfg: dict) -> Variant:
         if k == "model":
             v = _network(v)
         values.append((k, tuple(v) if isinstance(v, list) else v))
+    if precision != "fp32":
+        values.append(("precision", precision))
     return Variant(tuple(values))
+
+
+def precision_of(data: dict) -> str:
+    """The results file's `precision` (fp32, bf16, fp16); older files without it: bf16/fp16 when
+    their config's `amp` asked for it, else fp32."""
+    recorded = data.get("precision")
+    if recorded is None:
+        amp = data.get("config", {}).get("amp")
+        return amp if amp in ("bf16", "fp16") else "fp32"
+    return str(recorded)
 
 
 def _network(name: str) -> str:
@@ -173,7 +189,7 @@ def load_result(path: Path) -> Result:
     try:
         pick = {k: _opt_float(mean.get(k, met.get(k))) for k in HEADLINE}  # the metric vocabulary
         return Result(Path(path), os.path.getmtime(path), str(vals["dataset"]), str(vals["backbone"]),
-                      int(vals["shot"]), int(vals["split"]), variant_of(cfg), pick["miou"], pick["fbiou"],
+                      int(vals["shot"]), int(vals["split"]), variant_of(cfg, precision_of(data)), pick["miou"], pick["fbiou"],
                       pick["precision"], None if single else _opt_float(std.get("miou")),
                       "" if cfg.get("target") in (None, "", vals["dataset"]) else str(cfg["target"]))
     except (TypeError, ValueError) as e:

@@ -13,7 +13,7 @@ from pathlib import Path
 from util.errors import UserError
 from util.evaluation.recall import THRESHOLDS
 from util.report import paper, qgnet
-from util.report.load import Variant, variant_of
+from util.report.load import Variant, precision_of, variant_of
 from util.report.render import Cell, Table
 from util.report.tables import _row_label, _setting_name
 
@@ -27,7 +27,7 @@ def _load(path: Path) -> dict:
         out = {"path": path, "mtime": path.stat().st_mtime, "dataset": str(cfg["dataset"]),
                "backbone": str(cfg["backbone"]), "shot": int(cfg["shot"]), "split": int(cfg["split"]),
                "target": "" if cfg.get("target") in (None, "", cfg["dataset"]) else str(cfg["target"]),
-               "variant": variant_of(cfg), "thresholds": [float(t) for t in data["prior"]["thresholds"]]}
+               "variant": variant_of(cfg, precision_of(data)), "thresholds": [float(t) for t in data["prior"]["thresholds"]]}
         for name, _ in ROWS:
             out[name] = [None if v is None else float(v) for v in data[name]["recall"]]
         return out

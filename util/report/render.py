@@ -42,7 +42,8 @@ def format_cell(c: Cell) -> str:
 def render_markdown(tables: Sequence[Table]) -> str:
     """All tables as Markdown, with a legend."""
     out = ["Cells: ours (paper, ours - paper), class mIoU / FB-IoU / precision in %. "
-           "'-': no result; '*': mean over fewer than 4 folds; '±': std over seeds.", ""]
+           "'-': no result; '*': mean over fewer than 4 folds; '±': std over seeds; "
+           "[bf16] / [fp16] in a row name: computed in that reduced precision, not fp32.", ""]
     for t in tables:
         out += [f"### {t.title}", "", "| | " + " | ".join(t.columns) + " |",
                 "|---|" + "---|" * len(t.columns)]
