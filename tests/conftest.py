@@ -11,9 +11,30 @@ from util.prepare.toy import generate_toy
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# CPU flag sets `--cpu-flags` runs the suite with (util.engine.precision.cpu_flags mocked), so one
+# machine checks that the numbers hold on a CPU with native bf16 and on one without it.
+CPU_KINDS = {"native-bf16": {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"},
+             "no-bf16": {"avx2", "avx512f", "avx512_vnni"}}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--cpu-flags", default="host", choices=("host", *CPU_KINDS),
+                     help="run as on a CPU with (native-bf16) or without (no-bf16) avx512_bf16: mocks the CPU "
+                          "flags util.engine.precision reads (default: this machine's)")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _two_threads():
     torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _cpu_kind(request, monkeypatch):
+    """The CPU flags of `--cpu-flags` for every test (a test may mock its own on top)."""
+    kind = request.config.getoption("--cpu-flags")
+    if kind != "host":
+        from util.engine import precision
+        monkeypatch.setattr(precision, "cpu_flags", lambda: set(CPU_KINDS[kind]))
 
 
 @pytest.fixture(scope="session")

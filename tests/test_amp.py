@@ -79,6 +79,9 @@ def test_bf16_channels_last_train_and_test_run(toy_tree, tmp_path):
     assert train.main([*common, "epochs", "1", "max_iters_per_epoch", "1", "val_every", "0"]) == 0
     assert (out / "model/last.pth").exists()
     assert test_cli.main([*common, "vis", "1"]) == 0
-    metrics = json.loads((out / "model/results_shot1.json").read_text())["metrics"]
-    assert metrics["episodes"] == 6 and metrics["miou"] is not None
-    assert "amp bf16, channels_last" in (out / "result/train.log").read_text()
+    record = json.loads((out / "model/results_shot1.json").read_text())
+    assert record["metrics"]["episodes"] == 6 and record["metrics"]["miou"] is not None
+    assert record["precision"] == "bf16"  # asked for: evaluated in bf16 and recorded so
+    log = (out / "result/train.log").read_text()
+    assert "training precision bf16 because amp bf16 is set" in log.splitlines()[0]
+    assert "bf16, channels_last" in log

@@ -15,6 +15,7 @@ from tests.conftest import toy_overrides
 from util.config import load_config
 from util.data.loader import build_loader
 from util.engine.checkpoint import FORMAT
+from util.engine.precision import Precision
 from util.errors import UserError
 
 CFG = "config/toy/toy_split0_vgg_qgnet.yaml"
@@ -42,16 +43,21 @@ def qgnet_run(tmp_path_factory, toy_tree):
 
 def _recompute(args, run) -> dict:
     """Hits and foreground pixels of both maps, episode by episode, from the checkpoint's own maps
-    resized onto the padded raw label as test.py scores logits."""
+    resized onto the padded raw label as test.py scores logits. The recount runs at the command's
+    precision (fp32: no `amp` key) and memory format, so no threshold pixel flips with the host's
+    kernels (another ISA or layout rounds the last bit of a map differently)."""
     cfg = load_config(CFG, args)
+    prec = Precision.from_config(cfg, torch.device("cpu"))
+    assert prec.dtype is None
     net = build_model(cfg.replace(pretrained=False))
     net.load_state_dict(torch.load(run / "model" / "best.pth", weights_only=True)["model"])
-    net.eval()
+    net.to(memory_format=prec.memory_format).eval()
     hits = {"guided": np.zeros(9, np.int64), "prior": np.zeros(9, np.int64)}
     gt = 0
     with torch.no_grad():
         for batch in build_loader(cfg, "test"):
-            maps = net.predict_maps(batch["query"], batch["supports"], batch["support_masks"])
+            b = prec.to_device(batch)
+            maps = net.predict_maps(b["query"], b["supports"], b["support_masks"])
             for j, raw in enumerate(batch["raw_mask"]):
                 raw = raw.numpy()
                 side = max(raw.shape)
@@ -69,6 +75,10 @@ def test_recall_command_writes_table_vii_numbers(qgnet_run):
     args, run = qgnet_run
     assert test_recall.main(["--config", CFG, *args]) == 0
     res = json.loads((run / "model" / "recall_shot1.json").read_text())
+    assert res["precision"] == "fp32"
+    assert (run / "model" / "recall_shot1.log").read_text().splitlines()[0].endswith(
+        "evaluation precision fp32 because amp off (the default: mixed precision only when asked); "
+        "memory format channels_last (NHWC)")
     assert "Recall_p,gt" in (run / "model" / "recall_shot1.md").read_text()
     assert res["prior"]["episodes"] == res["guided"]["episodes"] == 6
     assert res["prior"]["thresholds"] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]

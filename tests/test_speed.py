@@ -18,6 +18,7 @@ from util.engine.precision import Precision
 from util.errors import UserError
 
 CPU = torch.device("cpu")
+HOST_CPU_FLAGS = prec.cpu_flags  # taken at import, before any test mocks it
 
 
 # ----------------------------------------------------------------------------- channels_last auto
@@ -53,52 +54,66 @@ def test_eval_backbone_runs_query_and_supports_in_one_call_with_the_same_feature
     assert calls == [2, 2, 2]  # query batch, then each shot's batch
 
 
-# ----------------------------------------------------------------------------- amp auto
-def test_amp_default_is_auto():
-    assert load_config(None, []).amp == "auto"
+# ----------------------------------------------------------------------------- amp
+def test_amp_default_is_fp32():
+    cfg = load_config(None, [])
+    assert cfg.amp == "off"
+    for training in (True, False):
+        p = Precision.from_config(cfg, CPU, training)
+        assert p.amp == "off" and p.dtype is None and p.name == "fp32" and not p.reduced
 
 
-def test_amp_auto_is_fp32_on_a_cpu_without_native_bf16(monkeypatch, caplog):
+@pytest.mark.parametrize("training", [True, False])
+def test_amp_auto_is_fp32_on_a_cpu_without_native_bf16(monkeypatch, training):
     monkeypatch.setattr(prec, "cpu_flags", lambda: {"avx2", "avx512f", "avx512bw"})
-    with caplog.at_level(logging.INFO, logger=prec.__name__):
-        p = Precision(CPU, "auto")
-    assert p.amp == "off" and p.dtype is None and p.requested == "auto"
-    assert "amp auto: fp32" in caplog.text and "avx512_bf16 or amx_bf16 missing" in caplog.text
+    p = Precision(CPU, "auto", training=training)
+    assert p.amp == "off" and p.dtype is None and p.requested == "auto" and p.name == "fp32"
+    (level, line), = p.log_lines()
+    assert level == logging.INFO and line.startswith(f"{'training' if training else 'evaluation'} precision fp32")
+    assert ("avx512_bf16 or amx_bf16 missing" in line) == training
 
 
 @pytest.mark.parametrize("flag", ["avx512_bf16", "amx_bf16"])
-def test_amp_auto_is_bf16_on_a_cpu_with_native_bf16(monkeypatch, caplog, flag):
+def test_amp_auto_trains_bf16_and_evaluates_fp32_on_a_cpu_with_native_bf16(monkeypatch, flag):
     monkeypatch.setattr(prec, "cpu_flags", lambda: {"avx2", flag})
-    with caplog.at_level(logging.INFO, logger=prec.__name__):
-        p = Precision(CPU, "auto")
-    assert p.amp == "bf16" and p.dtype == torch.bfloat16
-    assert f"amp auto: bf16 because the CPU has native bf16 ({flag})" in caplog.text
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    p = Precision(CPU, "auto", training=True)
+    assert p.amp == "bf16" and p.dtype == torch.bfloat16 and p.name == "bf16" and p.reduced
+    assert p.log_lines() == [(logging.INFO, "training precision bf16 because amp auto and the CPU has native bf16 "
+                                            f"({flag}); memory format contiguous (NCHW)")]
+    ev = p.for_evaluation()
+    assert ev.amp == "off" and ev.name == "fp32" and not ev.training
+    assert ev.log_lines()[0][1].startswith("evaluation precision fp32 because amp auto evaluates in fp32")
+    assert Precision(CPU, "auto").name == "fp32"  # an evaluation built directly: the same
 
 
 @pytest.mark.parametrize("supported, expected", [(True, "bf16"), (False, "off")])
 def test_amp_auto_on_cuda_follows_bf16_support(monkeypatch, supported, expected):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: supported)
-    assert prec.resolve_amp("auto", torch.device("cuda")) == expected
+    assert prec.resolve_amp("auto", torch.device("cuda"), training=True)[0] == expected
+    assert prec.resolve_amp("auto", torch.device("cuda"))[0] == "off"
 
 
-def test_bf16_without_native_support_warns_once_with_the_measured_slowdown(monkeypatch, caplog):
-    monkeypatch.setattr(prec, "cpu_flags", lambda: set())
-    monkeypatch.setattr(prec, "bf16_slowdown", lambda: 7.25)
-    with caplog.at_level(logging.WARNING, logger=prec.__name__):
-        p = Precision(CPU, "bf16")
-        with p.autocast():
-            pass
-        assert p.dtype == torch.bfloat16 and p.amp == "bf16"
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "7.2x slower than fp32" in warnings[0] and "amp auto" in warnings[0]
-
-
-def test_bf16_with_native_support_does_not_warn(monkeypatch, caplog):
+@pytest.mark.parametrize("amp", ["bf16", "off"])
+def test_an_explicit_amp_holds_for_training_and_evaluation(monkeypatch, amp):
     monkeypatch.setattr(prec, "cpu_flags", lambda: {"avx512_bf16"})
-    with caplog.at_level(logging.WARNING, logger=prec.__name__):
-        Precision(CPU, "bf16")
-    assert not caplog.records
+    p = Precision(CPU, amp, training=True)
+    assert p.amp == p.for_evaluation().amp == amp
+
+
+def test_bf16_without_native_support_warns_once_with_the_measured_slowdown(monkeypatch):
+    monkeypatch.setattr(prec, "cpu_flags", lambda: set())
+    calls = []
+    monkeypatch.setattr(prec, "bf16_slowdown", lambda: calls.append(1) or 7.25)
+    p = Precision(CPU, "bf16", training=True)
+    assert p.dtype == torch.bfloat16 and p.amp == "bf16"
+    warnings = [m for level, m in p.log_lines() + p.for_evaluation().log_lines() if level == logging.WARNING]
+    assert len(warnings) == 2 and "7.2x slower than fp32" in warnings[0] and "amp off" in warnings[0]
+    assert len(calls) == 1  # measured once per run, not again for the validation's precision
+
+
+def test_bf16_with_native_support_does_not_warn(monkeypatch):
+    monkeypatch.setattr(prec, "cpu_flags", lambda: {"avx512_bf16"})
+    assert all(level == logging.INFO for level, _ in Precision(CPU, "bf16").log_lines())
 
 
 def test_bf16_slowdown_is_a_real_ratio():
@@ -107,7 +122,7 @@ def test_bf16_slowdown_is_a_real_ratio():
 
 
 def test_cpu_flags_reads_this_machine():
-    flags = prec.cpu_flags()
+    flags = HOST_CPU_FLAGS()  # the function itself, not the suite's --cpu-flags mock
     assert isinstance(flags, set)
     with open("/proc/cpuinfo") as f:
         assert ("avx512_bf16" in f.read()) == ("avx512_bf16" in flags)
