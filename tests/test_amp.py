@@ -58,6 +58,11 @@ def test_bf16_training_losses_are_fp32_and_backprop():
 
 
 def test_bf16_and_channels_last_eval_match_fp32():
+    """The real bf16 autocast path (the CPU's bf16 kernels, native or fallback) against fp32: bf16
+    keeps 8 significant bits (a relative step of 2^-8 = 0.4 %); through the network's layers the
+    logits drifted by 0.9 % of the largest logit here, so 3 % of it is the tolerance, and the
+    prediction agrees on at least 95 % of the pixels. channels_last changes only the order of
+    fp32 sums: within 1e-5."""
     net = tiny().eval()
     ep = episode(1, 1, 65, CPU)
     args = (ep["query"], ep["supports"], ep["support_masks"])
@@ -68,7 +73,7 @@ def test_bf16_and_channels_last_eval_match_fp32():
         net.to(memory_format=torch.channels_last)
         nhwc = net(ep["query"].contiguous(memory_format=torch.channels_last), *args[1:])
     assert torch.allclose(ref, nhwc, atol=1e-5, rtol=1e-4)  # same math, other memory layout
-    assert (ref - low).abs().max() < 0.05 * ref.abs().max() + 1e-3
+    assert (ref - low).abs().max() <= 0.03 * ref.abs().max()
     assert (ref.argmax(1) == low.argmax(1)).float().mean() > 0.95
 
 
