@@ -136,3 +136,25 @@ def test_metric_vocabulary_is_what_test_writes():
     from util.evaluation.metrics import HEADLINE
 
     assert set(HEADLINE) <= set(Evaluator([1], "pascal").compute())
+
+
+def test_reduced_precision_rows_are_marked_and_kept_apart(tmp_path):
+    """A result computed in bf16 (its `precision`, or an older file's `amp bf16`) gets a row of its
+    own marked [bf16]: its figure never averages with fp32 folds."""
+    write_result(tmp_path, "split0", split=0, miou=63.1)
+    write_result(tmp_path, "split1", split=1, miou=70.0)
+    for name, split, key in (("split2_bf16", 2, "precision"), ("split3_old", 3, "amp")):
+        path = write_result(tmp_path, name, split=split, miou=50.0)
+        record = json.loads(path.read_text())
+        if key == "precision":
+            record["precision"] = "bf16"
+        else:
+            record["config"]["amp"] = "bf16"
+        path.write_text(json.dumps(record))
+    md = report.make_report(tmp_path, "md")["md"]
+    rows = {line.split("|")[1].strip(): line for line in md.split("Table 1")[1].splitlines()
+            if line.startswith("| ResNet-50")}
+    assert set(rows) == {"ResNet-50 NTRENet D=256", "ResNet-50 NTRENet D=256 [bf16]"}
+    assert "66.5* (64.2)" in rows["ResNet-50 NTRENet D=256"]  # fp32 folds 0 and 1 only
+    assert "50.0* (64.2)" in rows["ResNet-50 NTRENet D=256 [bf16]"]
+    assert "[bf16] / [fp16] in a row name" in md
