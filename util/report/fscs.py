@@ -87,7 +87,8 @@ def load_fscs(path: Path) -> FSCSResult:
     try:
         cfg, summary = data["config"], data["summary"]
         return FSCSResult(Path(path), str(cfg["dataset"]), str(cfg["backbone"]), int(cfg["shot"]), int(cfg["way"]),
-                          int(cfg["split"]), method_name(variant_of(cfg, precision_of(data)), cfg), float(summary["er"]["mean"]),
+                          int(cfg["split"]), method_name(variant_of(cfg, precision_of(data)), cfg),
+                          float(summary["er"]["mean"]),
                           float(summary["miou"]["mean"]))
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path}: not an FS-CS results file of test.py ({e!r} missing or wrong); re-run "

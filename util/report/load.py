@@ -189,7 +189,8 @@ def load_result(path: Path) -> Result:
     try:
         pick = {k: _opt_float(mean.get(k, met.get(k))) for k in HEADLINE}  # the metric vocabulary
         return Result(Path(path), os.path.getmtime(path), str(vals["dataset"]), str(vals["backbone"]),
-                      int(vals["shot"]), int(vals["split"]), variant_of(cfg, precision_of(data)), pick["miou"], pick["fbiou"],
+                      int(vals["shot"]), int(vals["split"]), variant_of(cfg, precision_of(data)), pick["miou"],
+                      pick["fbiou"],
                       pick["precision"], None if single else _opt_float(std.get("miou")),
                       "" if cfg.get("target") in (None, "", vals["dataset"]) else str(cfg["target"]))
     except (TypeError, ValueError) as e:

@@ -27,7 +27,8 @@ def _load(path: Path) -> dict:
         out = {"path": path, "mtime": path.stat().st_mtime, "dataset": str(cfg["dataset"]),
                "backbone": str(cfg["backbone"]), "shot": int(cfg["shot"]), "split": int(cfg["split"]),
                "target": "" if cfg.get("target") in (None, "", cfg["dataset"]) else str(cfg["target"]),
-               "variant": variant_of(cfg, precision_of(data)), "thresholds": [float(t) for t in data["prior"]["thresholds"]]}
+               "variant": variant_of(cfg, precision_of(data)),
+               "thresholds": [float(t) for t in data["prior"]["thresholds"]]}
         for name, _ in ROWS:
             out[name] = [None if v is None else float(v) for v in data[name]["recall"]]
         return out
