@@ -201,6 +201,9 @@ SCHEMA: dict[str, Key] = {
                check=lambda v: None if 1 <= v <= 5 else "must be 1..5", variant=_with("ifsl")),
     "weak": Key(bool, False, "FS-CS: train with class tags only (L_C) instead of masks (L_S); model asnet",
                 variant=_with("ifsl")),
+    "fscs_boundary": Key(str, "background", "FS-CS test/validation: the label's 255 (boundary) pixels scored as "
+                         "background, as the iFSL release scores them (its published numbers), or ignored "
+                         "(excluded from every count)", ("background", "ignore"), variant=_with("ifsl")),
     "asnet_attention": Key(str, "global", "ASNet squeeze layers: global self-attention, or local (a strided "
                            "convolution alone; the paper's Table 2c (a))", ("global", "local"),
                            variant=lambda cfg: cfg.get("model") == "asnet"),
