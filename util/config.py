@@ -293,6 +293,8 @@ SCHEMA: dict[str, Key] = {
     "target_root": Key(str, "", "test.py: data_root of the target (default data/<target>)"),
     "target_list": Key(str, "", "test.py: list of the target (default lists/<target>/test.txt)"),
     "target_episodes": Key(int, 0, "test.py: episodes on the target (0: its published protocol)", check=_nonneg),
+    "target_size": Key(int, 0, "test.py: test size on the target (0: its published protocol's; seeds and the "
+                       "class-pixel rule always follow the target)", check=lambda v: None if v == 0 else _odd8(v)),
 }
 
 
