@@ -41,7 +41,7 @@ BN_MODES = ("reference", "frozen")
 
 @dataclass
 class Features:
-    """Encoder outputs for one episode batch (h, w = layer3 size, 1/8 of the input)."""
+    """Encoder outputs for one episode batch (h, w = layer3 size: ceil(H / 8) on ResNet, ceil(H / 16) on VGG)."""
     query_mid: Tensor       # [B, Cm, h, w]
     query_high: Tensor      # [B, Ch, h, w]
     support_mid: Tensor     # [B, K, Cm, h, w]
@@ -120,7 +120,10 @@ def vgg_layers() -> list[nn.Module]:
     """torchvision vgg16_bn features split at 0-6, 7-13, 14-23, 24-33, 34-42 (PFENet).
 
     Built with the `features` recipe of torchvision's vgg16_bn (config "D" + BN) without its
-    102M-parameter classifier, which the model never uses; initialised as vgg16_bn does.
+    102M-parameter classifier, which the model never uses; initialised as vgg16_bn does. The
+    max-pools round up (`ceil_mode`), as the VGG of the PFENet and BAM releases builds them:
+    torchvision's round down, and at odd sizes (473 px -> 237/119/60/30 here, 236/118/59/29
+    there) every feature map, hence every published VGG result, would differ. Same weights.
     """
     vgg = torchvision.models.vgg
     features = vgg.make_layers(vgg.cfgs["D"], batch_norm=True)
@@ -128,6 +131,8 @@ def vgg_layers() -> list[nn.Module]:
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.MaxPool2d):
+            m.ceil_mode = True
     return [nn.Sequential(*list(features)[a:b]) for a, b in VGG_SPLITS]  # re-indexed from 0, as PFENet
 
 

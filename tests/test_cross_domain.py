@@ -55,6 +55,24 @@ def test_target_config_defaults():
     assert t["_source"] == "pascal" and target_config(load_config(None, [])) == load_config(None, [])
 
 
+@pytest.mark.parametrize("source, target, protocol", [
+    # (episodes, seeds, test size, class pixels) of the target, whatever the source config holds
+    (["dataset", "pascal"], "deepglobe", (600, 1, 401, 0)),
+    (["dataset", "pascal"], "chestxray", (600, 1, 401, 0)),
+    (["dataset", "coco"], "suim", (1000, 1, 473, 2048)),
+    (["dataset", "coco", "val_size", "641"], "pascal", (1000, 1, 473, 2048)),
+    (["config/toy/toy_split0_vgg.yaml"], "toyshift", (300, 1, 97, 128)),
+])
+def test_target_protocol_wins_over_the_source_config(source, target, protocol):
+    path, overrides = (source[0], []) if source[0].endswith(".yaml") else (None, source)
+    odd = ["min_class_pixels", "5000", "seeds", "4", "test_num", "77"]
+    t = target_config(load_config(path, [*overrides, *odd, "target", target]))
+    assert (t.test_num, t.seeds, t.val_size, t.min_class_pixels) == protocol
+    t = target_config(load_config(path, [*overrides, *odd, "target", target, "target_size", "241",
+                                         "target_episodes", "9"]))
+    assert (t.test_num, t.val_size) == (9, 241)
+
+
 def test_results_names_keep_targets_and_bam_outputs_apart():
     assert results_name(load_config(None, [])) == "results_shot1"
     assert results_name(load_config(None, ["dataset", "pascal", "target", "isic", "shot", "5"])) == "results_shot5_isic"
@@ -74,7 +92,7 @@ def run(tmp_path_factory, toy_tree):
             "val_every", "0", "pretrained", "false"]
     assert train.main(["--config", CFG, *args]) == 0
     return root, args + ["target", "isic", "target_root", str(root / "isic"), "target_list",
-                         str(root / "lists/test.txt"), "target_episodes", "5", "min_class_pixels", "20"]
+                         str(root / "lists/test.txt"), "target_episodes", "5", "target_size", "97"]
 
 
 def test_checkpoint_tested_on_a_target(run):

@@ -32,6 +32,28 @@ def test_episode_label_maps_ways_and_keeps_ignore():
     assert episode_label(label, (9,)).tolist() == [[0, 0, 0], [255, 0, 0]]
 
 
+def test_episode_label_boundary_as_background():
+    label = np.array([[0, 3, 5], [255, 7, 3]], np.uint8)
+    assert episode_label(label, (5, 3), boundary_as_background=True).tolist() == [[0, 2, 1], [0, 0, 2]]
+
+
+@pytest.mark.parametrize("boundary", ["background", "ignore"])
+def test_test_labels_follow_the_boundary_key(toy, boundary):
+    """Test queries: the label's 255 band is background (the release's scoring, default) or stays
+    ignored; training labels keep it ignored either way."""
+    ds = FSCSDataset(_cfg(toy, "test_num", "12", "fscs_boundary", boundary), "test")
+    band = 0
+    for i in range(len(ds)):
+        q, _, ways, _ = ds.fscs_episodes[i]
+        raw = read_label(ds.index.items[q][1])
+        got = ds[i]["raw_mask"].numpy()
+        band += int((raw == 255).sum())
+        assert (got[raw == 255] == (0 if boundary == "background" else 255)).all()
+        assert np.array_equal(got[raw != 255], episode_label(raw, ways)[raw != 255])
+    assert band > 0  # the toy labels carry VOC's boundary band
+    assert not FSCSDataset(_cfg(toy, "fscs_boundary", boundary), "train").boundary_as_background
+
+
 def test_draw_on_a_hand_index():
     # 6 images; image 0 shows classes 1 and 2, the others one class each
     index = ClassIndex(items=[("i", "l")] * 6, present=[[1, 2], [1], [2], [3], [3], [1, 2]],
@@ -60,7 +82,8 @@ def test_test_items_presence_and_labels(toy):
         raw = read_label(ds.index.items[q][1])
         tags = [bool((raw == c).any()) for c in ways]
         assert item["presence"].tolist() == tags
-        assert torch.equal(item["raw_mask"], torch.from_numpy(episode_label(raw, ways).astype(np.int64)))
+        expected = episode_label(raw, ways, boundary_as_background=True)  # the release's accounting (default)
+        assert torch.equal(item["raw_mask"], torch.from_numpy(expected.astype(np.int64)))
         for n, present in enumerate(tags, 1):
             assert bool((item["raw_mask"] == n).any()) == present
         for c, shots, masks in zip(ways, sup, item["support_masks"]):

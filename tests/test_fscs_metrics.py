@@ -1,8 +1,10 @@
 """FS-CS metrics on hand counts: exact ratio, per-episode N+1 areas, the iFSL accounting of
 per-class totals (way -> real class, background shared, mIoU over the fold with max(union, 1))."""
+import numpy as np
 import pytest
 import torch
 
+from util.data.fscs import episode_label
 from util.evaluation.fscs import FSCSMeter, episode_areas, exact_hits, predict_at_original
 
 
@@ -73,3 +75,25 @@ def test_predict_at_original_pads_and_resizes():
     pred, target = predict_at_original(scores, torch.zeros(4, 6, dtype=torch.long))
     assert pred.shape == target.shape == (6, 6) and (target[4:] == 255).all()
     assert (pred[:, :2] == 2).all() and (pred[:, 4:] == 0).all()
+
+
+@pytest.mark.parametrize("boundary,miou,fbiou", [
+    # release: boundary pixels are background. class 0: pred {00,11,13} gt {00,03,10,11,13} -> I 3 U 5;
+    # way 1 (class 4): pred {01,02,03,10,12} gt {01,02,12} -> I 3 U 5
+    ("background", 100 * 3 / 5, 50 * (3 / 5 + 3 / 5)),
+    # ignored: (0,3) and (1,1) count nowhere. class 0: pred {00,13} gt {00,10,13} -> I 2 U 3;
+    # way 1: pred {01,02,10,12} gt {01,02,12} -> I 3 U 4
+    ("ignore", 100 * 3 / 4, 50 * (3 / 4 + 2 / 3)),
+])
+def test_boundary_accounting_by_hand(boundary, miou, fbiou):
+    """The label's 255 band under both accountings, through the ori_resize geometry: the rows
+    padded onto the square stay excluded in both (the release scores at the image's own size)."""
+    label = np.array([[0, 4, 4, 255], [0, 255, 4, 9]], np.uint8)  # 2 x 4 class map, 9: another class
+    target = episode_label(label, (4,), boundary_as_background=boundary == "background")
+    pred = torch.tensor([[0, 1, 1, 1], [1, 0, 1, 0], [1, 1, 1, 1], [1, 1, 1, 1]])  # rows 2-3: padding
+    scores = torch.stack([(pred == 0).float(), (pred == 1).float()])  # [2, 4, 4]
+    p, t = predict_at_original(scores, torch.from_numpy(target.astype(np.int64)))
+    meter = FSCSMeter(class_ids=[4], num_classes=9)
+    meter.update(torch.tensor([[1]]), torch.tensor([[1]]), [p], [t], torch.tensor([[4]]))
+    out = meter.compute()
+    assert out["miou"] == pytest.approx(miou) and out["fbiou"] == pytest.approx(fbiou)

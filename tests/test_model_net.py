@@ -178,7 +178,7 @@ def test_bank_classes_follow_fold():
     assert net.pcl.bank.protos.shape == (60, 4, 64) and net.num_train_classes == 60
 
 
-@pytest.mark.parametrize("arch,mid,high,side", [("resnet50", 1536, 2048, 9), ("vgg", 768, 512, 4)])
+@pytest.mark.parametrize("arch,mid,high,side", [("resnet50", 1536, 2048, 9), ("vgg", 768, 512, 5)])
 def test_backbone_features(arch, mid, high, side):
     from model.backbone import build_backbone
     backbone = build_backbone(arch, pretrained=False, initmodel_dir="", bn_mode="frozen").eval()

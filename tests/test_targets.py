@@ -7,9 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from target_fixtures import MAKERS
+from target_fixtures import MAKERS, make_fss1000
 from util.config import load_config
 from util.data.benchmarks import get_benchmark
+from util.data.cross_domain import target_config
 from util.data.dataset import EpisodeDataset
 from util.data.index import read_label
 from util.data.loader import build_loader
@@ -134,3 +135,47 @@ def test_bad_download_one_line_exit_2_no_list(tmp_path, capsys, name, damage, wo
     err = capsys.readouterr().err.strip().split("\n")[-1]
     assert rc == 2 and err.startswith("error: ") and all(w in err for w in words), err
     assert not (lists / "test.txt").exists()
+
+
+SMALL = {"bus": (4, 1), "oriole": (7, 4), "wig": (10, 9)}  # class: (image n, object pixels)
+
+
+@pytest.fixture(scope="module")
+def fss_tree(tmp_path_factory):
+    """FSS-1000 in its real layout: 240 test-class folders of 1..10.jpg + .png, objects of 144
+    pixels, three of them of 1, 4 and 9 pixels; prepared as `python -m util.prepare` does."""
+    root = tmp_path_factory.mktemp("fss")
+    src, out, lists = root / "download", root / "data", root / "lists"
+    make_fss1000(src, per_class=10)
+    for name, (n, pixels) in SMALL.items():
+        mask = np.zeros((24, 24), np.uint8)
+        mask.reshape(-1)[:pixels] = 255
+        cv2.imwrite(str(src / name / f"{n}.png"), mask)
+    assert prepare_main(["fss1000", "--src", str(src), "--out", str(out), "--lists", str(lists), "--workers", "1"]) == 0
+    return out, lists / "test.txt"
+
+
+@pytest.mark.parametrize("shot", [1, 5])
+def test_fss1000_every_image_once_as_query_whatever_the_source_config(fss_tree, shot):
+    """A PASCAL config (2 x 32 x 32 class pixels, 473 px) tested on FSS-1000 takes the target's
+    protocol: 2,400 episodes, each image of the list once as query, every other image of its
+    class a support candidate, small objects included."""
+    out, lst = fss_tree
+    cfg = load_config("config/pascal/pascal_split0_resnet50.yaml",
+                      ["target", "fss1000", "target_root", str(out), "target_list", str(lst), "shot", str(shot),
+                       "seeds", "3", "num_workers", "0"])
+    assert cfg.min_class_pixels == 2048 and cfg.val_size == 473  # what the source says, and the target overrides
+    t = target_config(cfg)
+    assert (t.test_num, t.seeds, t.val_size, t.min_class_pixels) == (2400, 1, 401, 0)
+    ds = EpisodeDataset(t, "test")
+    lines = lst.read_text().split("\n")[:-1]
+    assert len(ds.index.items) == len(lines) == 2400
+    assert sorted(q for q, _, _ in ds.episodes) == list(range(2400))  # every image exactly once
+    folder = [path.split("/")[-2] for _, path in ds.index.items]
+    names = get_benchmark("fss1000").class_names
+    for q, cls, sup in ds.episodes:
+        assert names[cls - 1] == folder[q]
+        assert ds.index.by_class[cls] == [i for i, f in enumerate(folder) if f == folder[q]]  # all 10 images
+        assert len(set(sup)) == shot and q not in sup and set(sup) <= set(ds.index.by_class[cls])
+    queried = {ds.index.items[q][1] for q, _, _ in ds.episodes}
+    assert all(any(p.endswith(f"{name}/{n}.png") for p in queried) for name, (n, _) in SMALL.items())  # 1-9 px

@@ -201,6 +201,9 @@ SCHEMA: dict[str, Key] = {
                check=lambda v: None if 1 <= v <= 5 else "must be 1..5", variant=_with("ifsl")),
     "weak": Key(bool, False, "FS-CS: train with class tags only (L_C) instead of masks (L_S); model asnet",
                 variant=_with("ifsl")),
+    "fscs_boundary": Key(str, "background", "FS-CS test/validation: the label's 255 (boundary) pixels scored as "
+                         "background, as the iFSL release scores them (its published numbers), or ignored "
+                         "(excluded from every count)", ("background", "ignore"), variant=_with("ifsl")),
     "asnet_attention": Key(str, "global", "ASNet squeeze layers: global self-attention, or local (a strided "
                            "convolution alone; the paper's Table 2c (a))", ("global", "local"),
                            variant=lambda cfg: cfg.get("model") == "asnet"),
@@ -291,6 +294,8 @@ SCHEMA: dict[str, Key] = {
     "target_root": Key(str, "", "test.py: data_root of the target (default data/<target>)"),
     "target_list": Key(str, "", "test.py: list of the target (default lists/<target>/test.txt)"),
     "target_episodes": Key(int, 0, "test.py: episodes on the target (0: its published protocol)", check=_nonneg),
+    "target_size": Key(int, 0, "test.py: test size on the target (0: its published protocol's; seeds and the "
+                       "class-pixel rule always follow the target)", check=lambda v: None if v == 0 else _odd8(v)),
 }
 
 

@@ -1,7 +1,9 @@
 """Testing a checkpoint on another benchmark than the one it was trained on (docs/cross_domain.md).
 
 `target_config` turns a run's config into the config of its test on `target`: the target's
-benchmark, data and episode count, with the trained benchmark kept as `_source`. A target
+benchmark, data and published protocol (episodes, seeds, test size, the class-pixel rule that
+decides which images are queries and supports), whatever the training config says, with the
+trained benchmark kept as `_source`. A target
 with folds (COCO-20i -> PASCAL-5i) tests every class of the target that the source fold did
 not train on, matched by name (util/data/class_names.py); a target without folds (the
 cross-domain suites) is tested whole, as published.
@@ -25,10 +27,14 @@ def target_config(cfg):
         return cfg
     bench = get_benchmark(cfg.target)
     root, lst = DEFAULT_DATA.get(bench.name, (f"data/{bench.name}", f"lists/{bench.name}/test.txt"))
+    proto = bench.protocol
     out = cfg.replace(dataset=bench.name, data_root=cfg.target_root or root, val_list=cfg.target_list or lst,
-                      test_num=cfg.target_episodes or bench.protocol.episodes)
+                      test_num=cfg.target_episodes or proto.episodes, seeds=proto.seeds,
+                      val_size=cfg.target_size or proto.image_size, min_class_pixels=proto.min_class_pixels)
     dict.__setitem__(out, "_source", cfg.dataset)
-    log.info("cross-domain test: %s model on %s (%s, %s)", cfg.dataset, bench.title, out.data_root, out.val_list)
+    log.info("cross-domain test: %s model on %s (%s, %s): %d episodes x %d seed(s), %d px, classes of >= %d "
+             "pixels", cfg.dataset, bench.title, out.data_root, out.val_list, out.test_num, out.seeds,
+             out.val_size, max(out.min_class_pixels, 1))
     return out
 
 

@@ -65,12 +65,16 @@ def draw_fscs_test_episodes(index: ClassIndex, classes: list[int], n: int, way: 
     return [draw_fscs_episode(index, classes, queries[e % len(queries)], way, shot, rng) for e in range(n)]
 
 
-def episode_label(label: np.ndarray, ways: tuple[int, ...], ignore: int = 255) -> np.ndarray:
-    """Class map -> FS-CS query label: way n's class -> n (1-based), other classes -> 0, ignore kept."""
+def episode_label(label: np.ndarray, ways: tuple[int, ...], ignore: int = 255, *,
+                  boundary_as_background: bool = False) -> np.ndarray:
+    """Class map -> FS-CS query label: way n's class -> n (1-based), other classes -> 0; the
+    label's 255 pixels stay `ignore`, or become background 0 with `boundary_as_background`,
+    which is how the iFSL release scores them (its dataset turns 255 into a 0/1 flag beside a
+    background label, and its meter compares the flag with 255, which never matches)."""
     out = np.zeros_like(label, dtype=np.uint8)
     for n, c in enumerate(ways, 1):
         out[label == c] = n
-    out[label == 255] = ignore
+    out[label == 255] = 0 if boundary_as_background else ignore
     return out
 
 
@@ -88,6 +92,8 @@ class FSCSDataset(EpisodeDataset):
                  seed: int | None = None, **kwargs):
         super().__init__(cfg, mode, num_episodes=num_episodes, seed=seed, **kwargs)
         self.way = 1 if self.train else (cfg.way if way is None else way)
+        # scoring of the label's 255 pixels (docs/fscs.md, Metrics); training keeps them ignored
+        self.boundary_as_background = not self.train and cfg.fscs_boundary == "background"
         check_way(self.way, self.classes, self.benchmark, mode)
         if not self.train:  # as many as the binary protocol draws, from the same seed
             seed = cfg.test_seed if seed is None else seed
@@ -105,7 +111,9 @@ class FSCSDataset(EpisodeDataset):
         else:
             rng = None
             q, query_class, ways, sup = self.fscs_episodes[i]
-        query, query_mask, raw, query_path = self._load_as(q, lambda label: episode_label(label, ways, self.ignore), rng)
+        query, query_mask, raw, query_path = self._load_as(
+            q, lambda label: episode_label(label, ways, self.ignore, boundary_as_background=self.boundary_as_background),
+            rng)
         loaded = [[self._load(s, c, rng) for s in shots] for c, shots in zip(ways, sup)]
         item = {
             "query": query, "query_mask": query_mask,

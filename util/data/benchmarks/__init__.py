@@ -27,12 +27,17 @@ NUM_FOLDS = 4
 class Protocol:
     """The published test protocol: episodes per seed, seeds, test image size (longer side);
     `balanced`: episode e tests class e mod C (queries drawn within it), as the cross-domain
-    benchmarks do, instead of queries walking the list."""
+    benchmarks do, instead of queries walking the list; `min_class_pixels`: the pixels a class
+    needs in an image for the image to be a query or support of it (PFENet's 2 x 32 x 32 on
+    PASCAL-5i and COCO-20i; 0, any pixel, where the published loader takes every image of a
+    class). A cross-domain test takes all of these from its target, whatever the training
+    config says (util/data/cross_domain.py)."""
 
     episodes: int
     seeds: int
     image_size: int
     balanced: bool = False
+    min_class_pixels: int = 2 * 32 * 32
 
 
 @dataclass(frozen=True)

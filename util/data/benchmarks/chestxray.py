@@ -10,5 +10,5 @@ BENCHMARK = Benchmark(
     name="chestxray", title="Chest X-ray", class_names=NAMES, folds=None,
     prepare="python -m util.prepare chestxray --src chest-xray-masks-and-labels/data/Lung\\ Segmentation "
             "--out data/chestxray",
-    protocol=Protocol(episodes=600, seeds=1, image_size=401, balanced=True),
+    protocol=Protocol(episodes=600, seeds=1, image_size=401, balanced=True, min_class_pixels=0),
 )

@@ -12,5 +12,5 @@ COLOURS = ((255, 255, 0), (0, 255, 255), (255, 0, 255), (0, 255, 0), (0, 0, 255)
 BENCHMARK = Benchmark(
     name="deepglobe", title="Deepglobe", class_names=NAMES, folds=None,
     prepare="python -m util.prepare deepglobe --src deepglobe/train --out data/deepglobe",
-    protocol=Protocol(episodes=600, seeds=1, image_size=401, balanced=True),
+    protocol=Protocol(episodes=600, seeds=1, image_size=401, balanced=True, min_class_pixels=0),
 )

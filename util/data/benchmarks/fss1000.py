@@ -43,5 +43,5 @@ NAMES = (
 BENCHMARK = Benchmark(
     name="fss1000", title="FSS-1000", class_names=NAMES, folds=None,
     prepare="python -m util.prepare fss1000 --src fewshot_data --out data/fss1000",
-    protocol=Protocol(episodes=2400, seeds=1, image_size=401),
+    protocol=Protocol(episodes=2400, seeds=1, image_size=401, min_class_pixels=0),  # every image, once
 )

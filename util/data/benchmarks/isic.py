@@ -10,5 +10,5 @@ NAMES = ("melanoma", "nevus", "seborrheic_keratosis")
 BENCHMARK = Benchmark(
     name="isic", title="ISIC2018", class_names=NAMES, folds=None,
     prepare="python -m util.prepare isic --src ISIC2018 --classes class_id.csv --out data/isic",
-    protocol=Protocol(episodes=600, seeds=1, image_size=401, balanced=True),
+    protocol=Protocol(episodes=600, seeds=1, image_size=401, balanced=True, min_class_pixels=0),
 )

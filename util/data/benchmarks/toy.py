@@ -10,5 +10,5 @@ NAMES = tuple(f"toy{i:02d}" for i in range(1, NUM_CLASSES + 1))
 BENCHMARK = Benchmark(
     name="toy", title="toy", class_names=NAMES, folds=novel_classes,
     prepare="python -m util.prepare toy --out data/toy --lists lists/toy (also done on first use)",
-    protocol=Protocol(episodes=300, seeds=1, image_size=97), ensure_data=ensure_toy,
+    protocol=Protocol(episodes=300, seeds=1, image_size=97, min_class_pixels=128), ensure_data=ensure_toy,
 )

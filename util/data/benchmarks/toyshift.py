@@ -10,5 +10,5 @@ from util.prepare.toy_shift import ensure_toy_shift
 BENCHMARK = Benchmark(
     name="toyshift", title="toy (second domain)", class_names=NAMES, folds=novel_classes,
     prepare="python -m util.prepare.toy_shift --out data/toyshift --lists lists/toyshift (also done on first use)",
-    protocol=Protocol(episodes=300, seeds=1, image_size=97), ensure_data=ensure_toy_shift,
+    protocol=Protocol(episodes=300, seeds=1, image_size=97, min_class_pixels=128), ensure_data=ensure_toy_shift,
 )
