@@ -51,7 +51,8 @@ def _sgd(source: str, lr: float, batch: int, epochs: int, crop: int, val: int, e
 
 SCN = "SCNet paper Sec. 4.2"
 BAM_CFG = "BAM release config/{dataset}/*.yaml"
-BAM_TEST = "BAM release test.py (val_num 5 seeds from 123, mean of the 5 runs; test_num 1000)"
+BAM_TEST = ("BAM release test.py (test_num 1000; val_num 5 runs seeded from val_manual_seed 123, their mean; "
+            "here seeds 123..127)")
 QGN = "QGNet paper Sec. V-B"
 IFSL = "iFSL release fs-cs/main.py (--lr 1e-3, --bsz 12, --niter 2000 epochs; Adam, no schedule)"
 IFSL_DATA = "iFSL release fs-cs/data/dataset.py (img_size 400) and pascal.py/coco.py (1000 test episodes)"
@@ -135,16 +136,21 @@ def preset_of(cfg: Mapping[str, Any]) -> str:
 
 def find_recipe(cfg: Mapping[str, Any]) -> dict[str, Value] | None:
     """The recipe of this config, None where no method/benchmark pair is tabled (toy data,
-    cross-domain-only benchmarks). A preset the pair does not have raises KeyError with the
-    presets it has."""
-    presets = RECIPES.get((recipe_method(cfg), str(cfg.get("dataset"))))
-    name = preset_of(cfg)
+    cross-domain-only benchmarks). `recipe` is a preset of the config's method, or another
+    method's name: that method's published recipe (SCNet's n = 0 baseline trains on SCNet's).
+    A preset the pair does not have raises KeyError with the presets it has."""
+    name, dataset = preset_of(cfg), str(cfg.get("dataset"))
+    if (name, dataset) in RECIPES:
+        return RECIPES[(name, dataset)][PUBLISHED]
+    presets = RECIPES.get((recipe_method(cfg), dataset))
     if presets is None:
         if name == PUBLISHED:
             return None
         raise KeyError(f"no recipes are tabled for {recipe_method(cfg)} on {cfg.get('dataset')}")
     if name not in presets:
-        raise KeyError(f"{recipe_method(cfg)} on {cfg.get('dataset')} has the presets {', '.join(presets)}")
+        methods = sorted({m for m, d in RECIPES if d == dataset})
+        raise KeyError(f"{recipe_method(cfg)} on {dataset} has the presets {', '.join(presets)} "
+                       f"(or name a method for its published recipe: {', '.join(methods)})")
     return presets[name]
 
 
@@ -152,8 +158,7 @@ def protocol_of(cfg: Mapping[str, Any]) -> dict[str, Any] | None:
     """Test protocol (episodes, seeds, first seed, test size) of the published numbers of this
     config's method and benchmark; None where none is tabled."""
     try:
-        presets = RECIPES.get((recipe_method(cfg), str(cfg.get("dataset"))))
-        recipe = presets.get(preset_of(cfg)) if presets else None
+        recipe = find_recipe(cfg)
     except KeyError:
         return None
     if recipe is None:
