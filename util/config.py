@@ -253,7 +253,8 @@ SCHEMA: dict[str, Key] = {
     "scale_lr": Key(float, 10.0, "multiplier on base_lr for every trainable group (PFENet's and the release's "
                     "poly_learning_rate: scale_lr 10, index_split -1); applied rate = base_lr x scale_lr x poly",
                     check=_positive),
-    "optimizer": Key(str, "sgd", "SGD (the paper's), Adam (the iFSL release's) or AdamW (short runs from a random backbone)", ("sgd", "adam", "adamw")),
+    "optimizer": Key(str, "sgd", "SGD (the paper's), Adam (the iFSL release's) or AdamW (short runs from a "
+                     "random backbone)", ("sgd", "adam", "adamw")),
     "power": Key(float, 0.9, "poly decay power", check=_nonneg),
     "momentum": Key(float, 0.9, "SGD momentum", check=_nonneg),
     "weight_decay": Key(float, 1e-4, "SGD weight decay", check=_nonneg),

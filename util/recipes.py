@@ -34,34 +34,39 @@ def _v(**items: tuple[Any, str]) -> dict[str, Value]:
     return {k: Value(*v) for k, v in items.items()}
 
 
-NTR = "NTRENet paper Sec. 4.1"
+NTR = "NTRENet paper Sec. 4.2"
 PFE_RELEASE = "PFENet release config/*.yaml and poly_learning_rate (x10 on every trained group)"
 SEED = "PFENet/NTRENet release test.py (manual_seed 321 for the test episodes)"
-SGD = {"optimizer": ("sgd", NTR), "power": (0.9, NTR), "weight_decay": (1e-4, NTR),
-       "scale_lr": (10, PFE_RELEASE), "seeds": (1, "one draw of episodes"), "test_seed": (321, SEED)}
+PFE_SGD = "PFENet release train.py (SGD momentum 0.9, weight decay 1e-4, poly power 0.9), which it builds on"
+PFE_TEST = "PFENet's test protocol (Resize of the longer side), which it follows"
+SGD = {"scale_lr": (10, PFE_RELEASE), "seeds": (1, "one draw of episodes"), "test_seed": (321, SEED)}
 
 
 def _sgd(source: str, lr: float, batch: int, epochs: int, crop: int, val: int, episodes: int,
-         episodes_source: str, **extra: tuple[Any, str]) -> dict[str, Value]:
-    """An SGD + poly recipe (every method built on PFENet's training code)."""
-    return _v(**{**SGD, "base_lr": (lr, source), "batch_size": (batch, source), "epochs": (epochs, source),
-                 "train_h": (crop, source), "train_w": (crop, source), "val_size": (val, source),
+         episodes_source: str, frame: str = PFE_SGD, val_source: str = PFE_TEST,
+         **extra: tuple[Any, str]) -> dict[str, Value]:
+    """An SGD + poly recipe (every method built on PFENet's training code); `frame` is the source
+    of the optimiser, poly power and weight decay."""
+    return _v(**{**SGD, "optimizer": ("sgd", frame), "power": (0.9, frame), "weight_decay": (1e-4, frame),
+                 "base_lr": (lr, source), "batch_size": (batch, source), "epochs": (epochs, source),
+                 "train_h": (crop, source), "train_w": (crop, source), "val_size": (val, val_source),
                  "test_num": (episodes, episodes_source), **extra})
 
 
 SCN = "SCNet paper Sec. 4.2"
+SCN_TEST = "SCNet paper Sec. 4.1"
 BAM_CFG = "BAM release config/{dataset}/*.yaml"
 BAM_TEST = ("BAM release test.py (test_num 1000; val_num 5 runs seeded from val_manual_seed 123, their mean; "
             "here seeds 123..127)")
-QGN = "QGNet paper Sec. V-B"
+QGN = "QGNet paper Sec. V-B (lr 0.0025 as PFENet's base_lr, batch 4, 200 epochs) and V-A (473 x 473 by default)"
 IFSL = "iFSL release fs-cs/main.py (--lr 1e-3, --bsz 12, --niter 2000 epochs; Adam, no schedule)"
 IFSL_DATA = "iFSL release fs-cs/data/dataset.py (img_size 400) and pascal.py/coco.py (1000 test episodes)"
 
 
 def _bam(dataset: str, lr: float, batch: int, epochs: int, crop: int) -> dict[str, Value]:
     src = BAM_CFG.format(dataset=dataset)
-    return _sgd(src, lr, batch, epochs, crop, crop, 1000, BAM_TEST, seeds=(5, BAM_TEST), test_seed=(123, BAM_TEST),
-                weight_decay=(1e-4, src), power=(0.9, src), optimizer=("sgd", src))
+    return _sgd(src, lr, batch, epochs, crop, crop, 1000, BAM_TEST, frame=src, val_source=src, seeds=(5, BAM_TEST),
+                test_seed=(123, BAM_TEST))
 
 
 def _ifsl(lr: float, lr_source: str) -> dict[str, Value]:
@@ -79,30 +84,30 @@ _BAM_STAGE1 = "BAM release base-learner config (PSPNet, train_base.py)"
 RECIPES: dict[tuple[str, str], dict[str, dict[str, Value]]] = {
     ("ntrenet", "pascal"): {
         PUBLISHED: _sgd(f"{NTR} (0.03 read as PFENet's base_lr before its x10)", 0.03, 32, 200, 473, 473, 1000,
-                        NTR, val_size=(473, "PFENet test protocol, which NTRENet follows (Sec. 4.1)")),
+                        NTR, frame=NTR),
         "release": _sgd("NERTNet release config/pascal/*.yaml (base_lr 0.0025 x 10, batch 4, 150 epochs)",
-                        0.0025, 4, 150, 473, 473, 1000, NTR),
+                        0.0025, 4, 150, 473, 473, 1000, NTR, frame=NTR),
     },
     ("ntrenet", "coco"): {
         PUBLISHED: _sgd(f"{NTR} (0.03 read as PFENet's base_lr before its x10)", 0.03, 32, 50, 473, 473, 4000,
-                        NTR, val_size=(473, "PFENet test protocol, which NTRENet follows (Sec. 4.1)")),
+                        NTR, frame=NTR),
     },
-    ("scnet", "pascal"): {PUBLISHED: _sgd(SCN, 0.0025, 4, 200, 473, 473, 5000, f"{SCN} (5000 pairs per fold)")},
-    ("scnet", "coco"): {PUBLISHED: _sgd(SCN, 0.005, 8, 50, 473, 473, 20000, f"{SCN} (20,000 pairs)")},
+    ("scnet", "pascal"): {PUBLISHED: _sgd(SCN, 0.0025, 4, 200, 473, 473, 5000, f"{SCN_TEST} (5000 pairs per fold)")},
+    ("scnet", "coco"): {PUBLISHED: _sgd(SCN, 0.005, 8, 50, 473, 473, 20000, f"{SCN_TEST} (20,000 pairs)")},
     ("bam", "pascal"): {
         PUBLISHED: _bam("pascal", 0.005, 8, 200, 473),
-        "stage1": _sgd(_BAM_STAGE1, 0.00025, 12, 100, 417, 417, 1000, BAM_TEST, seeds=(5, BAM_TEST),
+        "stage1": _sgd(_BAM_STAGE1, 0.00025, 12, 100, 417, 417, 1000, BAM_TEST, frame=_BAM_STAGE1, seeds=(5, BAM_TEST),
                        test_seed=(123, BAM_TEST)),
     },
     ("bam", "coco"): {
         PUBLISHED: _bam("coco", 0.005, 8, 50, 641),
-        "stage1": _sgd(_BAM_STAGE1, 0.00025, 12, 20, 417, 417, 1000, BAM_TEST, seeds=(5, BAM_TEST),
+        "stage1": _sgd(_BAM_STAGE1, 0.00025, 12, 20, 417, 417, 1000, BAM_TEST, frame=_BAM_STAGE1, seeds=(5, BAM_TEST),
                        test_seed=(123, BAM_TEST)),
     },
     ("qgnet", "pascal"): {
-        PUBLISHED: _sgd(f"{QGN} (lr 0.0025 as PFENet's base_lr, batch 4, 200 epochs; 473 x 473 by default)",
+        PUBLISHED: _sgd(QGN,
                         0.0025, 4, 200, 473, 473, 1000, "not stated by QGNet: NTRENet's protocol"),
-        "321px": _sgd(f"{QGN} and Table I (321 x 321 rows)", 0.0025, 4, 200, 321, 321, 1000,
+        "321px": _sgd("QGNet paper Sec. V-B and Table I (321 x 321 rows)", 0.0025, 4, 200, 321, 321, 1000,
                       "not stated by QGNet: NTRENet's protocol"),
     },
     ("qgnet", "coco"): {
@@ -174,15 +179,17 @@ def recipe_table() -> str:
     """Markdown: one row per (method, benchmark, preset), then every value's source."""
     head = ["method", "benchmark", "preset", *RECIPE_KEYS]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    sources: dict[str, set[str]] = {}
+    notes = []
     for (method, dataset), presets in RECIPES.items():
         for name, recipe in presets.items():
             rows.append("| " + " | ".join([method, dataset, name, *(_cell(recipe[k].value) for k in RECIPE_KEYS)])
                         + " |")
+            by_source: dict[str, list[str]] = {}
             for k in RECIPE_KEYS:
-                sources.setdefault(f"{method} {dataset} {name}", set()).add(f"{k}: {recipe[k].source}")
-    notes = [f"- **{row}**: " + "; ".join(sorted(src)) for row, src in sources.items()]
-    return "\n".join(rows + ["", "Sources:", ""] + notes)
+                by_source.setdefault(recipe[k].source, []).append(k)
+            notes.append(f"- {method} / {dataset} / {name}: " +
+                         "; ".join(f"{', '.join(keys)}: {src}" for src, keys in by_source.items()))
+    return "\n".join(rows + ["", "Where each value comes from:", ""] + notes)
 
 
 if __name__ == "__main__":  # `python -m util.recipes`: the table of docs/protocols.md
