@@ -79,6 +79,8 @@ def test_named_presets_and_other_methods():
         load_config("config/coco/coco_split0_resnet50.yaml", ["recipe", "release"])
     with pytest.raises(ConfigError, match="no recipes are tabled for ntrenet on toy"):
         load_config("config/toy/toy_split0_vgg.yaml", ["recipe", "release"])
+    toy = load_config("config/toy/toy_split0_resnet50.yaml", ["model", "asnet", "weak", "true"])
+    assert toy.base_lr == load_config("config/toy/toy_split0_resnet50.yaml").base_lr  # no tabled recipe: the file's
 
 
 def test_published_test_protocols():

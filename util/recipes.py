@@ -149,7 +149,7 @@ def find_recipe(cfg: Mapping[str, Any]) -> dict[str, Value] | None:
         return RECIPES[(name, dataset)][PUBLISHED]
     presets = RECIPES.get((recipe_method(cfg), dataset))
     if presets is None:
-        if name == PUBLISHED:
+        if cfg.get("recipe", PUBLISHED) == PUBLISHED:
             return None
         raise KeyError(f"no recipes are tabled for {recipe_method(cfg)} on {cfg.get('dataset')}")
     if name not in presets:
