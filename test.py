@@ -35,6 +35,7 @@ from util.engine.runtime import config_args, experiment_dir, run_cli, seed_every
 from util.errors import UserError
 from util.evaluation.evaluator import Evaluator
 from util.evaluation.metrics import DISPLAY, HEADLINE
+from util.recipes import protocol_of
 
 log = logging.getLogger("test")
 
@@ -124,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def note_protocol(cfg: Config) -> list[str]:
-    """Log where this test departs from the benchmark's published protocol (its numbers are
-    then not comparable with the papers'); returns the departures."""
+    """Log where this test departs from the published protocol of the method on this benchmark
+    (docs/protocols.md; the benchmark's own where no method's is tabled): its numbers are then
+    not comparable with the papers'. Returns the departures."""
     proto = get_benchmark(cfg.dataset).protocol
-    diffs = [f"{name} {ours} (protocol {theirs})" for name, ours, theirs in
-             (("test_num", cfg.test_num, proto.episodes), ("seeds", cfg.seeds, proto.seeds),
-              ("val_size", cfg.val_size, proto.image_size)) if ours != theirs]
+    theirs = protocol_of(cfg) or {"test_num": proto.episodes, "seeds": proto.seeds, "val_size": proto.image_size}
+    diffs = [f"{name} {cfg[name]} (protocol {theirs[name]})" for name in ("test_num", "seeds", "val_size")
+             if cfg[name] != theirs[name]]
     if diffs:
         log.info("%s protocol differs: %s", cfg.dataset, ", ".join(diffs))
     return diffs

@@ -85,10 +85,13 @@ def log_learning_rate(run: "Run", rates: list[float]) -> None:
 
 
 def build_optimizer(net: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    """SGD (or AdamW, `optimizer adamw`) over the trainable (non-backbone) parameters only."""
+    """SGD, Adam (the iFSL release's, docs/protocols.md) or AdamW over the trainable
+    (non-backbone) parameters only."""
     params = [p for p in net.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.base_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 

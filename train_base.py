@@ -49,6 +49,8 @@ def build_optimizer(net: PSPNet, cfg) -> torch.optim.Optimizer:
               {"params": list(net.base_learner.parameters()), "scale": cfg.scale_lr}]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.base_lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(groups, lr=cfg.base_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 

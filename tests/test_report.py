@@ -17,7 +17,8 @@ BGEM = {"use_bgem": True, "use_doem": False, "use_pcl": False, "bg_dim": 256}
 
 def write_result(root, name, *, split, miou, fbiou=75.0, precision=70.0, shot=1, backbone="resnet50",
                  dataset="pascal", flags=FULL, seeds=None, mtime=None):
-    cfg = {"dataset": dataset, "backbone": backbone, "split": split, "shot": shot, **flags}
+    cfg = {"dataset": dataset, "backbone": backbone, "split": split, "shot": shot,
+           "test_num": 4000 if dataset == "coco" else 1000, **flags}  # test.py records the whole config
     metrics = {"miou": miou, "fbiou": fbiou, "precision": precision, "fg_iou": 1.0, "bg_iou": 1.0,
                "episodes": 1000, "per_class": []}
     record = {"config": cfg, "metrics": metrics, "seeds": [metrics] * (len(seeds) if seeds else 1)}

@@ -212,7 +212,7 @@ def test_ablation_configs():
     grid = {p: load_config(p) for p in glob.glob("config/pascal/pascal_split0_resnet50_scnet*.yaml")}
     clusters = sorted(c.scnet_clusters for c in grid.values() if c.use_scnet and c.scnet_lambda == 0.5)
     lambdas = sorted(c.scnet_lambda for c in grid.values() if c.use_scnet and c.scnet_clusters == 3)
-    assert clusters == [1, 2, 3, 4, 5] and lambdas == [0.1, 0.3, 0.5, 0.7, 0.9]
+    assert clusters == [1, 2, 3, 4, 5] and lambdas == [0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
     assert all(not (c.use_bgem or c.use_doem or c.use_pcl) and c.base_lr == 0.0025 for c in grid.values())
     combo = load_config("config/pascal/pascal_split2_resnet50_ntrenet_scnet.yaml")
     assert combo.use_scnet and combo.use_bgem and combo.use_doem and combo.use_pcl and combo.split == 2
@@ -221,14 +221,14 @@ def test_ablation_configs():
 def test_report_prints_scnet_numbers_beside_ours(tmp_path):
     from test_report import BASE, FULL, write_result
     from util import report
-    sc = {**BASE, "use_scnet": True, "scnet_clusters": 3, "scnet_lambda": 0.5}
+    sc = {**BASE, "use_scnet": True, "scnet_clusters": 3, "scnet_lambda": 0.5, "test_num": 5000}  # SCNet's protocol
     write_result(tmp_path, "base", split=0, miou=61.0, flags=BASE)
     write_result(tmp_path, "sc", split=0, miou=62.5, flags=sc)
     write_result(tmp_path, "n1", split=0, miou=61.5, flags={**sc, "scnet_clusters": 1})
     write_result(tmp_path, "l9", split=0, miou=60.5, flags={**sc, "scnet_lambda": 0.9})
     write_result(tmp_path, "l1", split=0, miou=60.0, flags={**sc, "scnet_lambda": 0.1})
     write_result(tmp_path, "combo", split=0, miou=65.0, flags={**FULL, "use_scnet": True})
-    write_result(tmp_path, "coco", split=1, miou=40.0, dataset="coco", flags=sc)
+    write_result(tmp_path, "coco", split=1, miou=40.0, dataset="coco", flags={**sc, "test_num": 20000})
     md = report.make_report(tmp_path, "md")["md"]
     pascal = md.split("Table 1 (PASCAL-5i)")[1].split("###")[0].splitlines()
     assert "62.5 (62.2, +0.3)" in next(line for line in pascal if line.startswith("| ResNet-50 SCNet |"))

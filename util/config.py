@@ -16,6 +16,7 @@ import yaml
 
 from util.compat import flatten, foreign_hint, is_sectioned, normalise_overrides
 from util.errors import UserError
+from util.recipes import CHOOSERS, PUBLISHED, RECIPE_KEYS, find_recipe, recipe_method
 from util.engine.guard import write_atomic
 from util.textfile import read_utf8
 
@@ -90,9 +91,9 @@ SCHEMA: dict[str, Key] = {
     "min_class_pixels": Key(int, 2 * 32 * 32, "a class counts in an image only above this many label pixels",
                             check=_nonneg),
     "shot": Key(int, 1, "support images per episode (K)", check=lambda v: None if v >= 1 else "must be >= 1"),
-    "train_h": Key(int, 473, "training crop height", check=_odd8),
-    "train_w": Key(int, 473, "training crop width", check=_odd8),
-    "val_size": Key(int, 473, "test-time longer side (padded square)", check=_odd8),
+    "train_h": Key(int, 473, "training crop height (with (size - 1) % 8 == 0 except FS-CS)"),
+    "train_w": Key(int, 473, "training crop width (as train_h)"),
+    "val_size": Key(int, 473, "test-time longer side (padded square; as train_h)"),
     "scale_min": Key(float, 0.9, "RandScale lower bound (COCO 0.8)", check=_positive),
     "scale_max": Key(float, 1.1, "RandScale upper bound (COCO 1.25)", check=_positive),
     "rotate_min": Key(float, -10.0, "RandRotate lower angle (degrees)"),
@@ -246,6 +247,8 @@ SCHEMA: dict[str, Key] = {
     "prior_max_iters_per_epoch": Key(int, 0, "prior extractor: cap on steps per epoch (0: the whole list)",
                                      check=_nonneg),
     # --- training -------------------------------------------------------------------
+    "recipe": Key(str, PUBLISHED, "training recipe and test protocol of the method on this benchmark "
+                  "(docs/protocols.md): published, or a named preset such as NTRENet's release", variant=True),
     "epochs": Key(int, 200, "training epochs", check=_positive),
     "batch_size": Key(int, 32, "episodes per training step (over all GPUs)", check=_positive),
     "base_lr": Key(float, 0.03, "initial learning rate before scale_lr (PFENet's and the release's base_lr)",
@@ -253,7 +256,8 @@ SCHEMA: dict[str, Key] = {
     "scale_lr": Key(float, 10.0, "multiplier on base_lr for every trainable group (PFENet's and the release's "
                     "poly_learning_rate: scale_lr 10, index_split -1); applied rate = base_lr x scale_lr x poly",
                     check=_positive),
-    "optimizer": Key(str, "sgd", "SGD (the paper's) or AdamW (short runs from a random backbone)", ("sgd", "adamw")),
+    "optimizer": Key(str, "sgd", "SGD (the paper's), Adam (the iFSL release's) or AdamW (short runs from a "
+                     "random backbone)", ("sgd", "adam", "adamw")),
     "power": Key(float, 0.9, "poly decay power", check=_nonneg),
     "momentum": Key(float, 0.9, "SGD momentum", check=_nonneg),
     "weight_decay": Key(float, 1e-4, "SGD weight decay", check=_nonneg),
@@ -408,10 +412,12 @@ def _parse_yaml(path: str) -> Any:
                           "fix that line (flat 'key: value' pairs)") from None
 
 
-def _read_yaml(path: str, chain: tuple[str, ...] = (), notes: list[str] | None = None) -> dict:
+def _read_yaml(path: str, chain: tuple[str, ...] = (), notes: list[str] | None = None,
+               order: list[str] | None = None) -> dict:
     """`key -> (value, file)` of one file over its `base:` files; `chain` holds the real
     paths of the files that named this one, so a loop is reported instead of recursing.
-    A sectioned (PFENet/BAM) file is flattened; what that maps or drops is added to `notes`."""
+    A sectioned (PFENet/BAM) file is flattened; what that maps or drops is added to `notes`;
+    `order` receives the files base first (a later file overrides an earlier one)."""
     real = os.path.realpath(path)
     if real in chain:
         loop = " -> ".join(os.path.basename(p) for p in chain[chain.index(real):] + (real,))
@@ -439,9 +445,11 @@ def _read_yaml(path: str, chain: tuple[str, ...] = (), notes: list[str] | None =
         if not os.path.isfile(base_path):
             raise ConfigError(f"config {path}: base file '{base}' not found (looked for {base_path}; "
                               "a base path is relative to the file that names it)")
-        merged = _read_yaml(base_path, chain + (real,), notes)
+        merged = _read_yaml(base_path, chain + (real,), notes, order)
     for k, v in data.items():
         merged[k] = (v, path)
+    if order is not None:
+        order.append(path)
     return merged
 
 
@@ -466,8 +474,9 @@ def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Con
     cfg = Config({k: key.default for k, key in SCHEMA.items()})
     explicit: dict[str, str] = {}
     notes: list[str] = []
+    order: list[str] = []
     if path:
-        for k, (v, origin) in _read_yaml(path, notes=notes).items():
+        for k, (v, origin) in _read_yaml(path, notes=notes, order=order).items():
             dict.__setitem__(cfg, k, coerce(k, v, origin))
             explicit[k] = origin
         dict.__setitem__(cfg, "_config_path", path)
@@ -479,7 +488,32 @@ def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Con
         if k not in explicit:
             dict.__setitem__(cfg, k, v)
     _finish(cfg, explicit)
+    layer = {k: order.index(o) if o in order else len(order) for k, o in explicit.items()}
+    if (changed := _apply_recipe(cfg, layer)) and path:
+        notes.append(f"recipe {cfg.recipe!r} of {recipe_method(cfg)} on {cfg.dataset} (docs/protocols.md) "
+                     f"replaces the values of earlier files: {changed}")
     return cfg
+
+
+def _apply_recipe(cfg: Config, layer: dict[str, int]) -> str:
+    """Set the recipe keys of cfg's method and benchmark (util/recipes.py) that were not set at
+    the level of the keys choosing the recipe or later; `layer`: key -> index of the file that set
+    it (the command line last). Returns the file values it replaced, as text."""
+    try:
+        recipe = find_recipe(cfg)
+    except KeyError as e:
+        raise ConfigError(f"config key 'recipe' = {cfg.recipe!r}: {e.args[0]}; see docs/protocols.md") from None
+    if recipe is None:
+        return ""
+    chosen_at = max((layer.get(k, -1) for k in CHOOSERS), default=-1)
+    replaced = []
+    for k in RECIPE_KEYS:
+        if layer.get(k, -1) < chosen_at or k not in layer:
+            if k in layer and cfg[k] != recipe[k].value:
+                replaced.append(f"{k} {cfg[k]!r} -> {recipe[k].value!r}")
+            dict.__setitem__(cfg, k, recipe[k].value)
+    _check_sizes(cfg)
+    return ", ".join(replaced)
 
 
 def _finish(cfg: Config, explicit: dict[str, str]) -> None:
@@ -495,7 +529,18 @@ def _finish(cfg: Config, explicit: dict[str, str]) -> None:
     _check_consistency(cfg)
 
 
+def _check_sizes(cfg: Config) -> None:
+    """PFENet's sizes satisfy (size - 1) % 8 == 0 (its x8 upsampling lands on the input size);
+    FS-CS learners take any size (the iFSL release's 400 px)."""
+    if cfg.ifsl:
+        return
+    for k in ("train_h", "train_w", "val_size"):
+        if (msg := _odd8(cfg[k])) is not None:
+            raise ConfigError(f"config key '{k}' = {cfg[k]!r}: {msg}")
+
+
 def _check_consistency(cfg: Config) -> None:
+    _check_sizes(cfg)
     if cfg.scale_min > cfg.scale_max:
         raise ConfigError(f"scale_min {cfg.scale_min} > scale_max {cfg.scale_max}: swap them")
     if cfg.rotate_min > cfg.rotate_max:

@@ -2,7 +2,8 @@
 
 Category ids map to 1..80 in sorted-id order, 0 = background, crowd regions = 255.
 Instances are painted largest first, so a small object lying on a larger one stays visible.
-Every image gets a label (all 0 when it has no annotation) and a list line, as in PFENet.
+Every image gets a label (all 0 when it has no annotation) and a list line; PFENet's lists
+hold only the annotated ones, which gives the same class index (an empty label has no class).
 OUT/train2014 and OUT/val2014 are symlinks to the COCO image folders unless OUT already
 holds them (e.g. when OUT is the COCO folder itself).
 """

@@ -14,6 +14,7 @@ from util.report.cross_domain import cross_domain_tables
 from util.report.bam import bam_tables, gfss_tables, is_bam
 from util.report.fscs import fscs_tables, is_fscs, load_fscs
 from util.report.load import dedupe, find_results, load_result
+from util.report.protocol import protocol_table
 from util.report.recall import recall_tables
 from util.report.render import render_csv, render_markdown
 from util.report.tables import build_tables
@@ -30,7 +31,7 @@ def make_report(root: str | os.PathLike, fmt: str = "md") -> dict[str, str]:
     own = [r for r in results if not r.target]
     tables = (build_tables([r for r in own if not is_bam(r)]) + bam_tables(own) + gfss_tables(root)
               + cross_domain_tables([r for r in results if r.target]) + fscs_tables([load_fscs(p) for p in fscs])
-              + recall_tables(root))
+              + recall_tables(root) + protocol_table(results))
     out = {}
     if fmt in ("md", "both"):
         out["md"] = render_markdown(tables)

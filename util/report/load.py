@@ -17,6 +17,7 @@ from model.methods import get_method
 from util.config import SCHEMA, variant_keys
 from util.errors import UserError
 from util.evaluation.metrics import HEADLINE
+from util.report.protocol import departures
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class Result:
     precision: float | None
     miou_std: float | None = None
     target: str = ""  # the benchmark tested on when it is not `dataset` (a cross-domain test)
+    departures: tuple[str, ...] = ()  # how the test departs from the published protocol (report/protocol.py)
 
     @property
     def key(self) -> tuple:
@@ -192,7 +194,8 @@ def load_result(path: Path) -> Result:
                       int(vals["shot"]), int(vals["split"]), variant_of(cfg, precision_of(data)), pick["miou"],
                       pick["fbiou"],
                       pick["precision"], None if single else _opt_float(std.get("miou")),
-                      "" if cfg.get("target") in (None, "", vals["dataset"]) else str(cfg["target"]))
+                      "" if cfg.get("target") in (None, "", vals["dataset"]) else str(cfg["target"]),
+                      departures(cfg, data.get("precision")))
     except (TypeError, ValueError) as e:
         raise UserError(f"{path}: a value has the wrong type ({e}); re-run test.sh for that experiment "
                         "or move the file out of the folder") from None

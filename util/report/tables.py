@@ -29,10 +29,11 @@ def _fold_cells(runs: Sequence[Result], ref_folds: Sequence[float | None] | None
     by_split = {r.split: r for r in runs}
     ref_folds = ref_folds or (None,) * 4
     cells = [Cell(by_split[s].miou if s in by_split else None, ref_folds[s],
-                  by_split[s].miou_std if s in by_split else None) for s in range(4)]
+                  by_split[s].miou_std if s in by_split else None,
+                  other_protocol=s in by_split and bool(by_split[s].departures)) for s in range(4)]
     got = [c.ours for c in cells if c.ours is not None]
     mean = sum(got) / len(got) if got else None
-    return cells + [Cell(mean, ref_mean, partial=0 < len(got) < 4)]
+    return cells + [Cell(mean, ref_mean, partial=0 < len(got) < 4, other_protocol=any(c.other_protocol for c in cells))]
 
 
 def _avg_cell(runs: Sequence[Result], attr: str, ref: float | None) -> Cell:
@@ -40,7 +41,7 @@ def _avg_cell(runs: Sequence[Result], attr: str, ref: float | None) -> Cell:
     vals = [getattr(r, attr) for r in runs if getattr(r, attr) is not None and r.split in range(4)]
     splits = {r.split for r in runs}
     mean = sum(vals) / len(vals) if vals else None
-    return Cell(mean, ref, partial=bool(vals) and len(splits) < 4)
+    return Cell(mean, ref, partial=bool(vals) and len(splits) < 4, other_protocol=any(r.departures for r in runs))
 
 
 def _row_label(backbone: str, variant: Variant) -> str:
