@@ -65,6 +65,8 @@ class OutputClaim:
 
     def __init__(self, folder: str, *, resume: str, overwrite: bool):
         self.folder, self.previous = folder, None
+        self.saved = False
+        self.new_run = False  # the folder held no run when claimed (or held one that was set aside)
         self._lock_file = self._lock()
         try:
             self._recover()
@@ -77,6 +79,7 @@ class OutputClaim:
                         f"with `resume {os.path.join(folder, 'model', 'last.pth')}`, replace it with "
                         "`overwrite true`, or pick another experiment / save_path")
                 self._set_aside(found)
+            self.new_run = not resume
         except BaseException:
             self.release()
             raise
@@ -158,10 +161,20 @@ class OutputClaim:
 
     def commit(self) -> None:
         """The new run has a checkpoint: the run it replaces can go."""
+        self.saved = True
         if self.previous:
             shutil.rmtree(self.previous, ignore_errors=True)
             self.previous = None
             log.info("overwrite: removed the previous run")
+
+    def _forget_unsaved(self) -> None:
+        """A new run that stopped before its first checkpoint leaves nothing that marks the folder
+        as holding a run (its event files), so starting it again works, as its message says."""
+        for path in run_artifacts(self.folder):
+            try:
+                os.remove(path)
+            except OSError as e:
+                log.warning("could not remove %s of the stopped run (%s)", path, e.strerror or e)
 
     def release(self) -> None:
         """At exit: put back a replaced run if no checkpoint replaced it, then unlock."""
@@ -169,6 +182,8 @@ class OutputClaim:
             self._restore()
             log.warning("the new run stopped before its first checkpoint: the previous run in %s is restored",
                         self.folder)
+        elif self.new_run and not self.saved:
+            self._forget_unsaved()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
