@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from util.errors import UserError
+from util.imagefile import check_pixels, imdecode
 from util.textfile import read_utf8
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def read_label(path: str) -> np.ndarray:
         if kind != 0:
             raise UserError(f"label '{path}' is a {PNG_KINDS.get(kind, f'type {kind}')} PNG: labels must be "
                             f"single-channel class maps (grey or palette PNG); {REGENERATE}")
-    label = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    label = imdecode(data, cv2.IMREAD_GRAYSCALE, path, "label")
     if label is None:
         raise UserError(f"label '{path}' is corrupt or not an image: {REGENERATE}")
     return label
@@ -110,7 +111,7 @@ def read_label(path: str) -> np.ndarray:
 def _read_grey_rgb(path: str, data: np.ndarray) -> np.ndarray:
     """An RGB PNG whose channels are equal everywhere is a grey class map saved as colour;
     one with colours (VOC's colour-coded masks) has no class indices to read."""
-    rgb = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    rgb = imdecode(data, cv2.IMREAD_UNCHANGED, path, "label")
     if rgb is None:
         raise UserError(f"label '{path}' is corrupt or not an image: {REGENERATE}")
     grey = rgb[..., 0]
@@ -123,6 +124,7 @@ def _read_grey_rgb(path: str, data: np.ndarray) -> np.ndarray:
 def _read_palette(path: str) -> np.ndarray:
     """VOC-style palette PNGs hold class indices; cv2 would decode them to grey levels."""
     from PIL import Image
+    check_pixels(path, "label")
     try:
         with Image.open(path) as im:
             return np.array(im, dtype=np.uint8)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from util.errors import UserError
+from util.imagefile import imread
 from util.prepare.common import remove_stale_tmp, run_parallel, write_lines_atomic, write_png_atomic
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ SOURCE_LINK = "source"
 
 def read_mask_file(path: Path) -> np.ndarray:
     """Any mask image as uint8 [H, W] or [H, W, 3] (RGB); unreadable files name the fix."""
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+    data = imread(str(path), cv2.IMREAD_UNCHANGED, "mask")
     if data is None:
         raise UserError(f"mask '{path}' is missing or not an image: download the dataset again")
     if data.dtype != np.uint8:
