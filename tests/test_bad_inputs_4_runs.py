@@ -1,12 +1,16 @@
 """Third bad-input catalogue, class "data lost": setting a run aside for `overwrite true` never
-deletes what it did not move, and a restore puts back exactly what was moved (docs/reliability.md)."""
+deletes what it did not move, and a restore puts back exactly what was moved; logging survives a
+full or unwritable disk (docs/reliability.md)."""
 import errno
+import io
+import logging
 import os
 
 import pytest
 
 import util.engine.guard as guard
 from util.engine.guard import PREVIOUS, claim_output_dir
+from util.engine.runtime import setup_logging
 from util.errors import UserError
 
 
@@ -82,3 +86,32 @@ def test_a_crash_during_the_set_aside_is_undone_without_losing_the_unmoved_check
     with pytest.raises(UserError, match="already holds a run"):  # the next start restores, then refuses
         claim_output_dir(str(tmp_path), resume="", overwrite=False)
     assert contents(tmp_path) == before
+
+
+# --- logging on full and read-only disks (every entry point logs through setup_logging) -----------
+
+def test_a_log_file_that_cannot_be_created_is_one_error(tmp_path):
+    (tmp_path / "result").write_text("a file where the run's folder should be")
+    with pytest.raises(UserError, match=r"cannot write the log file .*result/test.log \(File exists\): "
+                                        "make it writable, or set save_path"):
+        setup_logging(str(tmp_path / "result/test.log"))
+    setup_logging(None)
+
+
+class FullDisk(io.StringIO):
+    def write(self, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_disk_filling_up_while_logging_gives_one_warning_and_the_console_goes_on(tmp_path, capsys):
+    setup_logging(str(tmp_path / "run.log"))
+    log = logging.getLogger("x")
+    log.info("before")
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler))
+    handler.stream = FullDisk()
+    for i in range(7):
+        log.info("step %d", i)
+    err = capsys.readouterr()
+    assert err.err.count("warning: cannot write the log file") == 1 and "Traceback" not in err.err
+    assert "step 6" in err.out
+    setup_logging(None)
