@@ -32,6 +32,15 @@ def header_pixels(path: str) -> tuple[int, str] | None:
         return None
 
 
+def header_size(path: str) -> tuple[int, int] | None:
+    """(width, height) from the header, None when unreadable (as header_pixels)."""
+    found = header_pixels(path)
+    if found is None or "x" not in found[1]:
+        return None
+    w, h = found[1].split("x")
+    return int(w), int(h)
+
+
 def check_pixels(path: str, what: str) -> None:
     """Refuse a file whose header claims more than MAX_PIXELS pixels, before decoding it."""
     found = header_pixels(path)

@@ -48,6 +48,21 @@ class ClassIndex:
     by_class: dict[int, list[int]]
 
 
+def list_fields(line: str) -> list[str]:
+    """The fields of one list line: split at tabs when the line has one (then a file name may
+    hold spaces, e.g. `CHNCXR_0002_0 (1).png`), at any whitespace otherwise (PFENet's lists);
+    a CR of CRLF lines and blanks at either end are dropped."""
+    if "\t" in line:
+        return [f.strip() for f in line.split("\t") if f.strip()]
+    return line.split()
+
+
+def list_line(image: str, label: str) -> str:
+    """One list line that list_fields reads back: a space, or a tab when a path holds whitespace."""
+    sep = "\t" if any(c.isspace() for c in image + label) else " "
+    return f"{image}{sep}{label}"
+
+
 def parse_list(list_path: str, data_root: str) -> list[tuple[str, str]]:
     """'image label' lines -> absolute-ish path pairs; errors name the file and line."""
     if not os.path.isdir(data_root):
@@ -59,12 +74,13 @@ def parse_list(list_path: str, data_root: str) -> list[tuple[str, str]]:
     pairs, root = [], os.path.join(data_root, "")  # join by concatenation: 10x faster on big lists
     text = read_utf8(list_path, "save the list as UTF-8 (rename files with other names)")
     for no, line in enumerate(text.split("\n"), 1):
-        fields = line.split()  # also drops the \r of CRLF lines and trailing blanks
+        fields = list_fields(line)
         if not fields or fields[0].startswith("#"):
             continue
         if len(fields) != 2:
             raise UserError(f"{list_path}:{no}: expected 'image_path label_path' (2 fields), "
-                            f"got {len(fields)}: {line.strip()!r}; fix or regenerate the list")
+                            f"got {len(fields)}: {line.strip()!r}; a path holding spaces needs a tab between "
+                            "image and label: fix or regenerate the list")
         for p in fields:
             if p[0] == "/" or (".." in p and os.path.normpath(p).split(os.sep)[0] == ".."):
                 raise UserError(f"{list_path}:{no}: path '{p}' is outside data_root: write list paths "
