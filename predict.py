@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from model import build_model, load_weights
 from util.config import load_config
 from util.errors import UserError
+from util.imagefile import imread
 from util.data.transform import test_transform
 from util.engine.guard import writable_error, write_atomic
 from util.engine.precision import Precision
@@ -45,18 +46,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def read_image(path: str) -> np.ndarray:
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    img = imread(path, cv2.IMREAD_COLOR, "image")
     if img is None:
         raise UserError(f"cannot read image {path}: check the path and that it is a JPEG/PNG")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32)
 
 
 def read_mask(path: str, shape: tuple[int, int], image_path: str) -> np.ndarray:
-    mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    mask = imread(path, cv2.IMREAD_UNCHANGED, "mask")
     if mask is None:
         raise UserError(f"cannot read mask {path}: check the path and that it is a PNG")
     if mask.ndim == 3:
-        mask = mask.max(axis=2)
+        mask = mask_of_channels(mask)
     if mask.shape != shape:
         raise UserError(f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but image {image_path} is "
                         f"{shape[1]}x{shape[0]}: they must have the same size")
@@ -64,6 +65,16 @@ def read_mask(path: str, shape: tuple[int, int], image_path: str) -> np.ndarray:
         raise UserError(f"mask {path} is empty (no non-zero pixel), so it shows no object to look for: "
                         "paint the object in it, or leave this support out")
     return (mask > 0).astype(np.uint8)
+
+
+def mask_of_channels(mask: np.ndarray) -> np.ndarray:
+    """A colour mask's object is where its colour channels are non-zero; the alpha channel of an
+    RGBA file (255 everywhere when saved opaque) is read only when the colours are all black,
+    i.e. when the object was painted into the transparency."""
+    colour = mask[..., :3].max(axis=2)
+    if mask.shape[2] == 4 and not colour.any():
+        return mask[..., 3]
+    return colour
 
 
 def output_names(queries: list[str]) -> list[str]:

@@ -23,7 +23,7 @@ from model.backbone import build_backbone
 from model.prior_extractor import PRIOR_FORMAT, PriorExtractor, build_prior_extractor
 from util.config import dump_config, load_config
 from util.data.unlabeled import build_unlabeled_loader
-from util.engine.checkpoint import read_checkpoint, save_checkpoint
+from util.engine.checkpoint import prior_resume_conflicts, read_checkpoint, restore, save_checkpoint
 from util.engine.guard import OutputClaim, StopRequest, claim_output_dir
 from util.engine.runtime import (config_args, experiment_dir, resolve_device, run_cli, seed_everything,
                                  set_rng_state, setup_logging)
@@ -63,8 +63,10 @@ class Pretraining:
         if not isinstance(state, dict) or state.get("format") != PRIOR_FORMAT:
             raise UserError(f"{path} is not a prior extractor checkpoint (written by pretrain_prior), so it cannot "
                             "resume this pre-training: point `resume` at its model/last.pth")
-        self.net.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        if bad := prior_resume_conflicts(state.get("config", {}), self.cfg):
+            raise UserError(f"cannot resume {path}: the config changes what this pre-training learns: "
+                            f"{'; '.join(bad)}. Resume with the checkpoint's values, or start a new pre-training")
+        restore(path, state, {"model": self.net, "optimizer": self.opt})
         self.epoch, self.iteration = state["epoch"], state["iteration"]
         set_rng_state(state["rng"])
         log.info("resumed from %s after epoch %d (iteration %d)", path, self.epoch, self.iteration)

@@ -25,7 +25,7 @@ from util.data.benchmarks import get_benchmark
 from util.data.cross_domain import results_name, target_config
 from util.data.loader import build_loader
 from util.engine import distributed
-from util.engine.checkpoint import fold_mismatch
+from util.engine.checkpoint import refuse_other_fold
 from util.engine.distributed import World
 from util.engine.fscs import check_trained_for_fscs, test_fscs
 from util.engine.guard import write_atomic
@@ -152,10 +152,7 @@ def load_trained(cfg: Config, weight: str, device: torch.device, precision: Prec
     net = build_model(cfg.replace(pretrained=False))  # the checkpoint holds the backbone too
     net.to(device, memory_format=precision.memory_format)
     trained = load_weights(net, weight)
-    if (differ := fold_mismatch(trained, cfg)) is not None:
-        raise UserError(f"{weight} was trained with {differ}: its training classes include this fold's novel "
-                        f"classes, so the scores would not be few-shot scores. Test it with the config of the fold "
-                        f"it was trained on (`split {trained.get('split')}`), or pass this fold's checkpoint")
+    refuse_other_fold(trained, cfg, weight)
     if trained and trained.get("shot", cfg.shot) != cfg.shot:
         log.info("%s was trained %d-shot; testing %d-shot", weight, trained["shot"], cfg.shot)
     return net, trained

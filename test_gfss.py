@@ -20,6 +20,7 @@ from model import build_model, load_weights
 from test import find_weight
 from util.config import Config, load_config
 from util.data.gfss import gfss_loader
+from util.engine.checkpoint import refuse_other_fold
 from util.engine.guard import write_atomic
 from util.engine.precision import Precision
 from util.engine.runtime import config_args, resolve_device, run_cli, seed_everything, setup_logging
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(stem + ".log", notes=cfg.get("_notes", ()), first=precision.log_lines())
     seed_everything(cfg.manual_seed)
     net = build_model(cfg.replace(base_weight="none"))  # the BAM checkpoint holds the base learner
-    load_weights(net, weight)
+    refuse_other_fold(load_weights(net, weight), cfg, weight)
     net.to(device, memory_format=precision.memory_format).eval()
     res = run_gfss(cfg, net, precision)
     log.info("GFSS %s fold %d: %s", cfg.dataset, cfg.split, ", ".join(f"{n} {res[k]:.2f}" for k, n in HEADS))

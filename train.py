@@ -22,7 +22,7 @@ from model import build_model, load_weights
 from util.config import dump_config, load_config
 from util.data.loader import build_loader
 from util.engine import distributed
-from util.engine.checkpoint import load_training_state, save_checkpoint
+from util.engine.checkpoint import load_training_state, restore, save_checkpoint
 from util.engine.distributed import World
 from util.engine.guard import OutputClaim, StopRequest, claim_output_dir
 from util.engine.loop import BASELINES, below_trivial, evaluate
@@ -130,8 +130,7 @@ class Run:
 
     def _resume(self, state: dict) -> None:
         """Every rank loads the same checkpoint (rank 0's model, PCL bank and optimiser)."""
-        self.net.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        restore(self.cfg.resume, state, {"model": self.net, "optimizer": self.opt})
         if "scaler" in state and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.iteration, self.best = state["epoch"], state["iteration"], state["best_miou"]

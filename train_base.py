@@ -24,7 +24,7 @@ from model.pspnet import PSPNet
 from train import poly_lr
 from util.config import dump_config, load_config
 from util.data.base_dataset import base_loader
-from util.engine.checkpoint import load_training_state, save_checkpoint
+from util.engine.checkpoint import load_training_state, restore, save_checkpoint
 from util.engine.guard import claim_output_dir
 from util.engine.precision import Precision
 from util.engine.runtime import config_args, experiment_dir, resolve_device, run_cli, seed_everything, setup_logging
@@ -98,8 +98,7 @@ def _train(cfg, device: torch.device, precision: Precision, out: str, claim) -> 
         raise UserError(f"the training list {cfg.train_list} gives no full batch of {cfg.batch_size}: lower batch_size")
     start, it, best = 0, 0, -1.0
     if resumed is not None:  # checkpoints are written at epoch ends, where the RNG is reseeded
-        net.load_state_dict(resumed["model"])
-        opt.load_state_dict(resumed["optimizer"])
+        restore(cfg.resume, resumed, {"model": net, "optimizer": opt})
         start, it, best = resumed["epoch"], resumed["iteration"], resumed["best_miou"]
         log.info("resumed from %s after epoch %d (iteration %d)", cfg.resume, start, it)
     writer = EventWriter(os.path.join(out, "tb"), purge_step=it + 1 if it else None)

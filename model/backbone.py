@@ -21,7 +21,7 @@ from model.blocks import resize
 from model.fold import run_sequential
 from model.resnet import rename_initmodel_key, resnet_layers
 from model.errors import UserError
-from model.safe_load import load_file
+from model.safe_load import load_file, refuse_nonfinite
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,7 @@ def load_backbone_weights(backbone: Backbone, path: str) -> None:
         new = rename(key[len("module."):] if key.startswith("module.") else key)
         if new is not None:
             mapped[new] = value
+    refuse_nonfinite(mapped, path)
     own = backbone.state_dict()
     missing = sorted(set(own) - set(mapped))
     unexpected = sorted(set(mapped) - set(own))

@@ -15,7 +15,7 @@ import re
 from torch import Tensor, nn
 
 from model.errors import UserError
-from model.safe_load import load_file
+from model.safe_load import load_file, refuse_nonfinite
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ def _fit(state: dict[str, Tensor], own: dict[str, Tensor], path: str, kind: str,
 def load_bam_weights(net: nn.Module, path: str) -> dict:
     """Strictly load an own or released BAM / PSPNet checkpoint into `net` (BAM or PSPNet)."""
     state, kind, trained = read_bam_state(path)
+    refuse_nonfinite(state, path)
     _fit(state, net.state_dict(), path, kind, "backbone, reduce_dim, shot (K-shot weights) and the "
          "fold's base-class count must match")
     net.load_state_dict(state, strict=True)
@@ -102,6 +103,7 @@ def load_base_learner(net: nn.Module, path: str, expected: dict, produced_by: st
         raise UserError(f"{path} is a base learner of another fold or backbone: {', '.join(differ)}; "
                         f"train this one with `{produced_by}`")
     state = {k: v for k, v in state.items() if k.startswith(OWN_PREFIXES)}
+    refuse_nonfinite(state, path)
     own = {k: v for k, v in net.state_dict().items() if k.startswith(OWN_PREFIXES)}
     _fit(state, own, path, kind, "the stage-1 backbone and the fold's base-class count must match")
     net.load_state_dict(state, strict=False)

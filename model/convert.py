@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from model.bam_convert import load_bam_weights
 from model.errors import UserError
 from model.ifsl_pfenet_convert import ifsl_to_pfenet, is_ifsl_pfenet
-from model.safe_load import load_file
+from model.safe_load import load_file, refuse_nonfinite
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,7 @@ def load_weights(net: nn.Module, path: str) -> dict:
     if hasattr(net, "base_learner"):  # BAM and its stage-1 PSPNet: the BAM release's names
         return load_bam_weights(net, path)
     state, kind, trained = read_state(path)
+    refuse_nonfinite(state, path)
     own = net.state_dict()
     origin = {official_to_own(k): k for k in to_official(state, module_prefix=False)} if kind == "official" else {}
     if kind == "official":  # the release has no PCL bank: keep this model's (empty) one

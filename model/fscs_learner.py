@@ -18,7 +18,7 @@ from torchvision.models import resnet50, resnet101
 
 from model.errors import UserError
 from model.ifsl import check_episode, classification_loss, segmentation_loss
-from model.safe_load import load_file
+from model.safe_load import load_file, refuse_nonfinite
 
 RESNETS = {"resnet50": (resnet50, (3, 4, 6, 3)), "resnet101": (resnet101, (3, 4, 23, 3))}
 WEIGHT_FILES = {"resnet50": "resnet50_torchvision.pth", "resnet101": "resnet101_torchvision.pth"}
@@ -78,6 +78,7 @@ def load_torchvision_weights(net: FrozenResNetLearner, path: str) -> None:
         raise UserError(f"backbone weights not found: {path}; save torchvision's ImageNet ResNet state_dict "
                         "there, or set pretrained false")
     state = load_file(path, "backbone weights")
+    refuse_nonfinite(state if isinstance(state, dict) else {}, path)
     missing, unexpected = net.backbone.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserError(f"{path} is not a torchvision ResNet state_dict of this depth: missing "

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from model.backbone import Backbone
 from model.contrastive import combined_loss, global_contrastive_loss, local_contrastive_loss, patch_embeddings
 from model.errors import UserError
-from model.safe_load import load_file
+from model.safe_load import load_file, refuse_nonfinite
 
 PRIOR_FORMAT = "qgnet-prior-extractor-v1"
 # Pre-training keys a QGNet run names as its variant: they must match the checkpoint it loads.
@@ -153,4 +153,6 @@ def load_prior_encoder(path: str, cfg) -> dict[str, Tensor]:
         raise UserError(f"prior extractor {path} stopped after epoch {state.get('epoch')} of "
                         f"{trained.get('prior_epochs')}: resume its pre-training (`resume {path}`) before using it")
     prefix = "encoder."
-    return {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    encoder = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    refuse_nonfinite(encoder, path)
+    return encoder

@@ -59,3 +59,18 @@ def load_file(path: str, what: str = "checkpoint") -> object:
 def _unreadable(path: str, what: str, e: Exception) -> UserError:
     return UserError(f"{what} {path} cannot be read ({type(e).__name__}: {str(e)[:120]}); the file is "
                      "truncated or not a PyTorch checkpoint: use another file")
+
+
+def nonfinite_tensors(state: dict) -> list[str]:
+    """Names of the floating-point tensors of a state dict holding NaN or infinity: such a model
+    predicts nothing useful (every score NaN: mIoU 0, empty masks), so no entry point uses one."""
+    return [k for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def refuse_nonfinite(state: dict, path: str) -> None:
+    """One error naming the file and its first non-finite tensors (the run that wrote it diverged)."""
+    if bad := nonfinite_tensors(state):
+        raise UserError(f"{path} holds NaN or infinite weights in {len(bad)} tensor(s) ({', '.join(bad[:3])}"
+                        f"{', ...' if len(bad) > 3 else ''}): the training that wrote it diverged; use an earlier "
+                        "checkpoint, or train again with a lower base_lr")

@@ -8,6 +8,7 @@ import pytest
 
 import util.prepare.toy as toy
 from util.config import load_config
+from util.prepare.common import write_generated
 from util.errors import UserError
 from util.data.index import label_counts, read_label
 
@@ -80,7 +81,7 @@ def test_ensure_toy_regenerates_an_older_generators_tree(tmp_path, monkeypatch):
     marker = tmp_path / "data" / toy.MARKER
     old = json.loads(marker.read_text())
     marker.write_text(json.dumps({**old, "version": toy.VERSION - 1}))
-    (tmp_path / "lists/v.txt").write_text("stale\n")
+    write_generated(tmp_path / "lists/v.txt", "stale\n")  # the older generator's list
     toy.ensure_toy(cfg)
     assert json.loads(marker.read_text())["version"] == toy.VERSION
     assert (tmp_path / "lists/v.txt").read_text() == (tmp_path / "data/val.txt").read_text()

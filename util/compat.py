@@ -110,6 +110,9 @@ def flatten(data: dict, path: str, known: Sequence[str]) -> tuple[dict, list[str
     for k, (v, section) in flat.items():
         if k in MAPPED:  # before `known`: save_path means another folder there
             pairs = MAPPED[k][0](v)
+            if k == "layers" and not pairs and flat.get("vgg", (False,))[0] is not True:
+                raise UserError(f"config {path}: {section}.layers = {v!r}: this project has ResNet-50 and "
+                                "ResNet-101 only: set layers 50 or 101, or vgg True")
             out.update(pairs)
             shown = ", ".join(f"{a} {b}" for a, b in pairs) or "nothing (default kept)"
             notes.append(f"{path}: {section}.{k}: {v!r} read as {shown}")

@@ -8,6 +8,7 @@ the released NTRENet's and BAM's sectioned files are read as they are (util/comp
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -39,8 +40,35 @@ class Key:
     variant: bool | Callable[[dict], bool] = False
 
 
+MAX_SIDE = 4097  # crops and test sizes: 8.6x PFENet's 473; a larger square does not fit in memory
+MAX_INT = 2**31 - 1  # seeds, counts and sizes fit 32 bits (numpy seeds, torch index maths)
+MAX_FLOAT = 1e6  # no rate, weight, angle or scale of the schema comes near this
+
+
 def _odd8(v: int) -> str | None:
+    if v > MAX_SIDE:
+        return f"must be at most {MAX_SIDE} (a {v}x{v} square does not fit in memory)"
     return None if v > 0 and (v - 1) % 8 == 0 else "must satisfy (size - 1) % 8 == 0, e.g. 241, 473, 641"
+
+
+def _side(v: int) -> str | None:
+    """A side length in pixels: positive and small enough to fit in memory (the (size - 1) % 8
+    rule of PFENet's sizes is checked with the rest of the config, FS-CS being exempt)."""
+    if v > MAX_SIDE:
+        return f"must be at most {MAX_SIDE} (a {v}x{v} square does not fit in memory)"
+    return None if v > 0 else "must be > 0"
+
+
+def _scale(v: float) -> str | None:
+    return None if 0.1 <= v <= 10 else "must be in [0.1, 10] (a RandScale factor; PFENet uses 0.9 to 1.1)"
+
+
+def _angle(v: float) -> str | None:
+    return None if -360 <= v <= 360 else "must be in [-360, 360] (degrees)"
+
+
+def _label_value(v: int) -> str | None:
+    return None if 0 <= v <= 255 else "must be in 0..255 (labels are 8-bit class maps)"
 
 
 def _positive(v: float) -> str | None:
@@ -91,14 +119,14 @@ SCHEMA: dict[str, Key] = {
     "min_class_pixels": Key(int, 2 * 32 * 32, "a class counts in an image only above this many label pixels",
                             check=_nonneg),
     "shot": Key(int, 1, "support images per episode (K)", check=lambda v: None if v >= 1 else "must be >= 1"),
-    "train_h": Key(int, 473, "training crop height (with (size - 1) % 8 == 0 except FS-CS)"),
-    "train_w": Key(int, 473, "training crop width (as train_h)"),
-    "val_size": Key(int, 473, "test-time longer side (padded square; as train_h)"),
-    "scale_min": Key(float, 0.9, "RandScale lower bound (COCO 0.8)", check=_positive),
-    "scale_max": Key(float, 1.1, "RandScale upper bound (COCO 1.25)", check=_positive),
-    "rotate_min": Key(float, -10.0, "RandRotate lower angle (degrees)"),
-    "rotate_max": Key(float, 10.0, "RandRotate upper angle (degrees)"),
-    "ignore_label": Key(int, 255, "label value ignored by losses and metrics"),
+    "train_h": Key(int, 473, "training crop height (with (size - 1) % 8 == 0 except FS-CS)", check=_side),
+    "train_w": Key(int, 473, "training crop width (as train_h)", check=_side),
+    "val_size": Key(int, 473, "test-time longer side (padded square; as train_h)", check=_side),
+    "scale_min": Key(float, 0.9, "RandScale lower bound (COCO 0.8)", check=_scale),
+    "scale_max": Key(float, 1.1, "RandScale upper bound (COCO 1.25)", check=_scale),
+    "rotate_min": Key(float, -10.0, "RandRotate lower angle (degrees)", check=_angle),
+    "rotate_max": Key(float, 10.0, "RandRotate upper angle (degrees)", check=_angle),
+    "ignore_label": Key(int, 255, "label value ignored by losses and metrics", check=_label_value),
     "ori_resize": Key(bool, True, "score at the label's original resolution (PFENet protocol)"),
     "num_workers": Key(int, 4, "data-loader worker processes", check=_nonneg),
     # --- model ----------------------------------------------------------------------
@@ -261,7 +289,7 @@ SCHEMA: dict[str, Key] = {
     "power": Key(float, 0.9, "poly decay power", check=_nonneg),
     "momentum": Key(float, 0.9, "SGD momentum", check=_nonneg),
     "weight_decay": Key(float, 1e-4, "SGD weight decay", check=_nonneg),
-    "manual_seed": Key(int, 321, "seed; re-seeded per epoch with seed + epoch"),
+    "manual_seed": Key(int, 321, "seed; re-seeded per epoch with seed + epoch", check=_nonneg),
     "max_iters_per_epoch": Key(int, 0, "cap on steps per epoch (0: the whole list); for quick runs",
                                check=_nonneg),
     "val_every": Key(int, 1, "validate every N epochs (0: never)", check=_nonneg),
@@ -287,7 +315,7 @@ SCHEMA: dict[str, Key] = {
     # --- evaluation -----------------------------------------------------------------
     "test_num": Key(int, 1000, "test episodes (paper: 1000 PASCAL, 4000 COCO; PFENet 5000/20000)",
                     check=_positive),
-    "test_seed": Key(int, 321, "seed of the fixed test episodes"),
+    "test_seed": Key(int, 321, "seed of the fixed test episodes", check=_nonneg),
     "val_num": Key(int, 0, "episodes for validation during training (0: test_num)", check=_nonneg),
     "batch_size_val": Key(int, 1, "episodes per evaluation batch", check=_positive),
     "seeds": Key(int, 1, "test.py: repeat the protocol with this many seeds", check=_positive),
@@ -370,11 +398,26 @@ def coerce(name: str, value: Any, origin: str = "") -> Any:
         if key.choices and "off" in key.choices and isinstance(value, bool):
             value = "on" if value else "off"  # YAML reads a bare `off` as false
         out = _scalar(value, key.type, bad)
+    if msg := _out_of_bounds(out):
+        raise ConfigError(f"config key '{name}'{where} = {value!r}: {msg}")
     if key.choices and out not in key.choices:
         raise ConfigError(f"config key '{name}'{where}: {out!r} is not one of {', '.join(map(str, key.choices))}")
     if key.check and (msg := key.check(out)):
         raise ConfigError(f"config key '{name}'{where} = {out!r}: {msg}")
     return out
+
+
+def _out_of_bounds(out: Any) -> str | None:
+    """Every number of every key, lists included: finite and of a size the code can use. A NaN
+    passes comparisons like `v <= 0` unnoticed, so this runs before the per-key checks."""
+    for v in out if isinstance(out, list) else [out]:
+        if isinstance(v, float) and not math.isfinite(v):
+            return "must be a finite number"
+        if isinstance(v, float) and abs(v) > MAX_FLOAT:
+            return f"must be at most {MAX_FLOAT:g} in size"
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
+            return f"must be at most {MAX_INT} in size (32 bits)"
+    return None
 
 
 def _scalar(v: Any, t: type, bad: ConfigError) -> Any:
@@ -399,11 +442,39 @@ def _scalar(v: Any, t: type, bad: ConfigError) -> Any:
     raise bad
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """yaml's safe loader with three limits for config files: an alias may only repeat a plain
+    value (aliases of lists or mappings nest into exponential documents, the 'billion laughs'),
+    every mapping key is a string, and a key given twice in one mapping is refused instead of the
+    last one silently winning."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = self.anchors.get(event.anchor)
+            if node is not None and not isinstance(node, yaml.ScalarNode):
+                raise yaml.MarkedYAMLError(problem=f"alias *{event.anchor} repeats a list or mapping; "
+                                           "write the values out", problem_mark=event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise yaml.MarkedYAMLError(problem=f"key {key!r} is not a name", problem_mark=key_node.start_mark)
+            if key in seen:
+                raise yaml.MarkedYAMLError(problem=f"key '{key}' is set twice; keep one",
+                                           problem_mark=key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _parse_yaml(path: str) -> Any:
     """The YAML document of one file; undecodable bytes and syntax errors name file:line."""
     text = read_utf8(path, "save the config as UTF-8", ConfigError)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader with extra limits
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 from typing import Callable
 
 import cv2
@@ -16,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from util.errors import UserError
+from util.imagefile import imread
 from util.data.benchmarks import Benchmark, get_benchmark
 from util.data.index import ClassIndex, build_class_index
 from util.data.transform import Compose, test_transform, train_transform
@@ -27,7 +27,7 @@ Episode = tuple[int, int, tuple[int, ...]]  # (query position, class id, support
 
 def read_image(path: str) -> np.ndarray:
     """cv2 image -> float32 RGB [H, W, 3]; a missing or corrupt file is a user error."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR) if os.path.isfile(path) else None
+    image = imread(path, cv2.IMREAD_COLOR, "image")
     if image is None:
         raise UserError(f"image '{path}' is missing or not readable: check data_root and the list")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32)

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from util.errors import UserError
+from util.imagefile import check_pixels, imdecode
 from util.textfile import read_utf8
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,21 @@ class ClassIndex:
     by_class: dict[int, list[int]]
 
 
+def list_fields(line: str) -> list[str]:
+    """The fields of one list line: split at tabs when the line has one (then a file name may
+    hold spaces, e.g. `CHNCXR_0002_0 (1).png`), at any whitespace otherwise (PFENet's lists);
+    a CR of CRLF lines and blanks at either end are dropped."""
+    if "\t" in line:
+        return [f.strip() for f in line.split("\t") if f.strip()]
+    return line.split()
+
+
+def list_line(image: str, label: str) -> str:
+    """One list line that list_fields reads back: a space, or a tab when a path holds whitespace."""
+    sep = "\t" if any(c.isspace() for c in image + label) else " "
+    return f"{image}{sep}{label}"
+
+
 def parse_list(list_path: str, data_root: str) -> list[tuple[str, str]]:
     """'image label' lines -> absolute-ish path pairs; errors name the file and line."""
     if not os.path.isdir(data_root):
@@ -58,12 +74,13 @@ def parse_list(list_path: str, data_root: str) -> list[tuple[str, str]]:
     pairs, root = [], os.path.join(data_root, "")  # join by concatenation: 10x faster on big lists
     text = read_utf8(list_path, "save the list as UTF-8 (rename files with other names)")
     for no, line in enumerate(text.split("\n"), 1):
-        fields = line.split()  # also drops the \r of CRLF lines and trailing blanks
+        fields = list_fields(line)
         if not fields or fields[0].startswith("#"):
             continue
         if len(fields) != 2:
             raise UserError(f"{list_path}:{no}: expected 'image_path label_path' (2 fields), "
-                            f"got {len(fields)}: {line.strip()!r}; fix or regenerate the list")
+                            f"got {len(fields)}: {line.strip()!r}; a path holding spaces needs a tab between "
+                            "image and label: fix or regenerate the list")
         for p in fields:
             if p[0] == "/" or (".." in p and os.path.normpath(p).split(os.sep)[0] == ".."):
                 raise UserError(f"{list_path}:{no}: path '{p}' is outside data_root: write list paths "
@@ -101,7 +118,7 @@ def read_label(path: str) -> np.ndarray:
         if kind != 0:
             raise UserError(f"label '{path}' is a {PNG_KINDS.get(kind, f'type {kind}')} PNG: labels must be "
                             f"single-channel class maps (grey or palette PNG); {REGENERATE}")
-    label = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    label = imdecode(data, cv2.IMREAD_GRAYSCALE, path, "label")
     if label is None:
         raise UserError(f"label '{path}' is corrupt or not an image: {REGENERATE}")
     return label
@@ -110,7 +127,7 @@ def read_label(path: str) -> np.ndarray:
 def _read_grey_rgb(path: str, data: np.ndarray) -> np.ndarray:
     """An RGB PNG whose channels are equal everywhere is a grey class map saved as colour;
     one with colours (VOC's colour-coded masks) has no class indices to read."""
-    rgb = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    rgb = imdecode(data, cv2.IMREAD_UNCHANGED, path, "label")
     if rgb is None:
         raise UserError(f"label '{path}' is corrupt or not an image: {REGENERATE}")
     grey = rgb[..., 0]
@@ -123,6 +140,7 @@ def _read_grey_rgb(path: str, data: np.ndarray) -> np.ndarray:
 def _read_palette(path: str) -> np.ndarray:
     """VOC-style palette PNGs hold class indices; cv2 would decode them to grey levels."""
     from PIL import Image
+    check_pixels(path, "label")
     try:
         with Image.open(path) as im:
             return np.array(im, dtype=np.uint8)

@@ -7,7 +7,7 @@ import tempfile
 
 import torch
 
-from model.safe_load import load_file
+from model.safe_load import load_file, nonfinite_tensors
 from util.config import SCHEMA
 from util.data.benchmarks import get_benchmark
 from util.errors import UserError
@@ -26,6 +26,10 @@ def save_checkpoint(path: str, *, model: torch.nn.Module, optimizer, epoch: int,
         "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
     }
     state.update(extra or {})
+    if bad := nonfinite_tensors(state["model"]):
+        raise UserError(f"training diverged by iteration {iteration}: {len(bad)} weight tensor(s) hold NaN or "
+                        f"infinity ({', '.join(bad[:3])}), so {path} was not written and the last one on disk is "
+                        "kept; lower base_lr (or prior_lr) and resume from it, or start again")
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
     try:
@@ -70,6 +74,29 @@ def load_training_state(path: str, cfg: dict | None = None) -> dict:
     return state
 
 
+def restore(path: str, state: dict, parts: dict) -> None:
+    """Load the `model` / `optimizer` / ... entries of a resumed checkpoint into `parts`; a file
+    missing one of them, or holding tensors of other shapes, is one error naming the file."""
+    for name, obj in parts.items():
+        try:
+            obj.load_state_dict(state[name])
+        except KeyError:
+            raise UserError(f"cannot resume {path}: it holds no {name} state (it is incomplete); resume from "
+                            "another checkpoint, or start a new run initialised from it with `weight FILE`") from None
+        except (RuntimeError, ValueError, TypeError) as e:
+            first = str(e).strip().splitlines()[-1][:160]
+            raise UserError(f"cannot resume {path}: its {name} state does not fit this run ({first}); resume "
+                            "with the config it was written with") from None
+
+
+def refuse_other_fold(trained: dict, cfg: dict, weight: str) -> None:
+    """The one fold check of every entry point that tests a checkpoint (see fold_mismatch)."""
+    if (differ := fold_mismatch(trained, cfg)) is not None:
+        raise UserError(f"{weight} was trained with {differ}: its training classes include this fold's novel "
+                        f"classes, so the scores would not be few-shot scores. Test it with the config of the fold "
+                        f"it was trained on (`split {trained.get('split')}`), or pass this fold's checkpoint")
+
+
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
@@ -97,6 +124,17 @@ def resume_conflicts(saved: dict, cfg: dict) -> list[str]:
         if was != now:
             out.append(f"{k} (checkpoint {was!r}, now {now!r})")
     return out
+
+
+# Keys a prior pre-training may change on resume: where files are, how it runs and logs, and its length.
+PRIOR_RESUME_FREE = RESUME_FREE | {"prior_epochs", "prior_max_iters_per_epoch", "prior_lr"}
+
+
+def prior_resume_conflicts(saved: dict, cfg: dict) -> list[str]:
+    """As resume_conflicts, for the keys a prior extractor pre-training reads: the `prior_*` keys
+    (losses, queue, crops, superpixels) and the data and backbone it learns from."""
+    keys = [k for k in SCHEMA if k.startswith("prior_") or k in ("dataset", "train_list", "backbone", "manual_seed")]
+    return resume_conflicts(saved, {k: cfg[k] for k in keys if k not in PRIOR_RESUME_FREE})
 
 
 def fold_mismatch(trained: dict, cfg: dict) -> str | None:

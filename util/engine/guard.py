@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import filecmp
 import glob
+import json
 import logging
 import os
 import shutil
@@ -18,6 +20,7 @@ log = logging.getLogger(__name__)
 RUN_ARTIFACTS = ("model/last.pth", "model/best.pth", "model/*results_shot*", "tb/events.out.tfevents.*")
 SET_ASIDE_TOO = ("result/config.yaml",)  # replaced by a new run, restored with the old one
 PREVIOUS = ".previous_run"  # an overwritten run waits here until the new run's first checkpoint
+FOUND = ".found.json"  # in PREVIOUS: the files the set-aside was asked to move, written before any move
 LOCK = ".lock"
 
 
@@ -62,6 +65,8 @@ class OutputClaim:
 
     def __init__(self, folder: str, *, resume: str, overwrite: bool):
         self.folder, self.previous = folder, None
+        self.saved = False
+        self.new_run = False  # the folder held no run when claimed (or held one that was set aside)
         self._lock_file = self._lock()
         try:
             self._recover()
@@ -74,6 +79,7 @@ class OutputClaim:
                         f"with `resume {os.path.join(folder, 'model', 'last.pth')}`, replace it with "
                         "`overwrite true`, or pick another experiment / save_path")
                 self._set_aside(found)
+            self.new_run = not resume
         except BaseException:
             self.release()
             raise
@@ -93,10 +99,13 @@ class OutputClaim:
             f.close()
             raise UserError(f"{self.folder} is in use by another training ({owner}); wait for it to finish "
                             "or set save_path to another folder") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}\n")
-        f.flush()
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}\n")
+            f.flush()
+        except OSError as e:  # a full disk: the lock holds without its note
+            log.warning("could not write the owner into %s (%s)", path, e.strerror or e)
         return f
 
     def _recover(self) -> None:
@@ -107,7 +116,11 @@ class OutputClaim:
         previous = os.path.join(self.folder, PREVIOUS)
         if not os.path.isdir(previous):
             return
-        if any(os.path.isfile(os.path.join(self.folder, "model", n)) for n in ("last.pth", "best.pth")):
+        moved = _files_under(previous)
+        found = _read_found(previous, moved)
+        new = [n for n in ("model/last.pth", "model/best.pth")
+               if os.path.isfile(os.path.join(self.folder, n)) and (n in moved or n not in found)]
+        if new:
             shutil.rmtree(previous)  # the replacing run got as far as a checkpoint: it stands
         else:
             self.previous = previous
@@ -115,33 +128,53 @@ class OutputClaim:
             log.warning("restored the run in %s that an overwrite had set aside before it crashed", self.folder)
 
     def _set_aside(self, found: list[str]) -> None:
+        """Move the old run into PREVIOUS, one file at a time. The list of what is to move is written
+        first, so a restore (now or after a crash) knows which files in the folder are old ones
+        that never moved and leaves them where they are."""
         self.previous = os.path.join(self.folder, PREVIOUS)
         extra = [p for p in (os.path.join(self.folder, q) for q in SET_ASIDE_TOO) if os.path.isfile(p)]
-        for src in found + extra:
-            dst = os.path.join(self.previous, os.path.relpath(src, self.folder))
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            os.replace(src, dst)
+        rel = [os.path.relpath(p, self.folder) for p in found + extra]
+        try:
+            write_atomic(os.path.join(self.previous, FOUND), json.dumps(rel))
+            for name in rel:
+                _move(os.path.join(self.folder, name), os.path.join(self.previous, name))
+        except OSError as e:
+            raise UserError(f"overwrite: cannot set the previous run in {self.folder} aside "
+                            f"({e.strerror or e}); it is left in place: move it yourself or pick another "
+                            "experiment / save_path") from None
         log.warning("overwrite: the previous run in %s is set aside in %s until this run writes its first "
                     "checkpoint", self.folder, PREVIOUS)
 
     def _restore(self) -> None:
-        for src in run_artifacts(self.folder):  # the failed run's own event files
-            os.remove(src)
-        for root, _, files in os.walk(self.previous):
-            for name in files:
-                src = os.path.join(root, name)
-                dst = os.path.join(self.folder, os.path.relpath(src, self.previous))
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                os.replace(src, dst)
+        """Put back what the set-aside moved, and only that: a file of the old run that never moved
+        stays; the failed run's own files are removed only where nothing old stands in their place."""
+        moved = _files_under(self.previous)
+        found = _read_found(self.previous, moved)
+        for src in run_artifacts(self.folder):
+            name = os.path.relpath(src, self.folder)
+            if name in moved or name not in found:  # the failed run's own file
+                os.remove(src)
+        for name in moved:
+            _move(os.path.join(self.previous, name), os.path.join(self.folder, name))
         shutil.rmtree(self.previous)
         self.previous = None
 
     def commit(self) -> None:
         """The new run has a checkpoint: the run it replaces can go."""
+        self.saved = True
         if self.previous:
             shutil.rmtree(self.previous, ignore_errors=True)
             self.previous = None
             log.info("overwrite: removed the previous run")
+
+    def _forget_unsaved(self) -> None:
+        """A new run that stopped before its first checkpoint leaves nothing that marks the folder
+        as holding a run (its event files), so starting it again works, as its message says."""
+        for path in run_artifacts(self.folder):
+            try:
+                os.remove(path)
+            except OSError as e:
+                log.warning("could not remove %s of the stopped run (%s)", path, e.strerror or e)
 
     def release(self) -> None:
         """At exit: put back a replaced run if no checkpoint replaced it, then unlock."""
@@ -149,9 +182,47 @@ class OutputClaim:
             self._restore()
             log.warning("the new run stopped before its first checkpoint: the previous run in %s is restored",
                         self.folder)
+        elif self.new_run and not self.saved:
+            self._forget_unsaved()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+
+def _move(src: str, dst: str) -> None:
+    """Rename when both sides are on one filesystem; otherwise copy, check the copy byte for byte,
+    and only then remove the source (a `model/` linked to another disk)."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    try:
+        os.replace(src, dst)
+        return
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+    shutil.copy2(src, dst)
+    if not filecmp.cmp(src, dst, shallow=False):
+        os.remove(dst)
+        raise OSError(errno.EIO, f"the copy of {src} differs from it")
+    os.remove(src)
+
+
+def _files_under(folder: str) -> set[str]:
+    """Relative paths of the files a set-aside moved into `folder` (its bookkeeping excluded)."""
+    out = set()
+    for root, _, files in os.walk(folder):
+        out.update(os.path.relpath(os.path.join(root, n), folder) for n in files)
+    out.discard(FOUND)
+    return out
+
+
+def _read_found(previous: str, moved: set[str]) -> set[str]:
+    """The files the set-aside meant to move; a folder set aside by an earlier version has no
+    list, and then everything it moved is all there was."""
+    try:
+        with open(os.path.join(previous, FOUND)) as f:
+            return set(json.load(f)) | moved
+    except (OSError, ValueError):
+        return moved
 
 
 def claim_output_dir(folder: str, *, resume: str, overwrite: bool) -> OutputClaim:

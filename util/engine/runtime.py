@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import random
@@ -108,6 +109,40 @@ class _TqdmHandler(logging.StreamHandler):
             self.handleError(record)
 
 
+class _LogFile(logging.FileHandler):
+    """The run's log file. A write that fails (disk full, folder made read-only mid-run) is said
+    once on stderr and the file is then skipped: the console keeps the log, and the error that
+    matters (a checkpoint or result that cannot be written) is not buried under logging tracebacks."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        err = sys.exc_info()[1]
+        if not isinstance(err, OSError):
+            super().handleError(record)
+            return
+        self.failed = True
+        sys.stderr.write(f"warning: cannot write the log file {self.baseFilename} ({err.strerror or err}); "
+                         "the log continues on the console only\n")
+
+
+def _open_log(log_file: str) -> logging.Handler:
+    """The log file's handler; a folder that cannot hold it is one error naming it, before any work."""
+    try:
+        os.makedirs(os.path.dirname(log_file) or ".", exist_ok=True)
+        return _LogFile(log_file)
+    except OSError as e:
+        fix = "free space on that disk" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "make it writable"
+        raise UserError(f"cannot write the log file {log_file} ({e.strerror or e}): {fix}, or set save_path "
+                        "to another folder") from None
+
+
 def setup_logging(log_file: str | None = None, level: int = logging.INFO, notes: Sequence[str] = (),
                   first: Sequence[tuple[int, str]] = ()) -> None:
     """Console plus an optional per-run log file; called by CLIs only, never on import. `first`
@@ -115,8 +150,7 @@ def setup_logging(log_file: str | None = None, level: int = logging.INFO, notes:
     (what the config loader mapped from another framework's form) are logged once."""
     handlers: list[logging.Handler] = [_TqdmHandler(sys.stdout)]
     if log_file:
-        os.makedirs(os.path.dirname(log_file) or ".", exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
+        handlers.append(_open_log(log_file))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
     logging.captureWarnings(True)  # library warnings reach the run's log file too

@@ -5,6 +5,8 @@ interrupted run leaves no truncated file behind and a rerun skips only finished 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from multiprocessing import Pool
@@ -20,6 +22,7 @@ from util.errors import UserError
 log = logging.getLogger(__name__)
 
 TMP_MARK = ".tmp-"  # temporary files are "<final name>.tmp-<pid>"
+GENERATED = ".generated.json"  # per folder: name -> sha256 of each list file a generator wrote there
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -51,13 +54,73 @@ def write_lines_atomic(path: Path, lines: Sequence[str]) -> bool:
     """Write a list file atomically; leave it untouched when the content is unchanged
     (so a rerun writes nothing). Returns True if the file was written."""
     text = "".join(line + "\n" for line in lines)
-    if path.is_file() and path.read_text() == text:
+    written = write_generated(path, text)
+    if written:
+        log.info("wrote %s (%d lines)", path, len(lines))
+    return written
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _manifest(folder: Path) -> dict:
+    try:
+        data = json.loads((folder / GENERATED).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def generated_hash(path: Path | str) -> str | None:
+    """The hash a generator recorded for the file it wrote at `path` (None: it wrote none there)."""
+    path = Path(path)
+    return _manifest(path.parent).get(path.name)
+
+
+def check_generated(paths: Iterable[str | Path], what: str) -> None:
+    """Before a generator starts: each of `paths` is absent or a file a generator wrote (and
+    nobody edited since), so the lists it will write replace nothing of the user's."""
+    for path in map(Path, paths):
+        if path.exists() and not path.is_file():
+            raise UserError(f"list path {path} is a folder: point the list key at a file")
+        if path.is_file() and generated_hash(path) != _sha(path.read_bytes()):
+            raise UserError(f"{what} is missing, and {path} exists but was not written by its generator: it is "
+                            "kept and nothing is generated. Check data_root (a typo?), or move the list away to "
+                            "generate the data anew")
+
+
+def write_generated(path: Path | str, text: str) -> bool:
+    """Write a generated file (a list) atomically, never over a file no generator wrote.
+
+    The folder's `.generated.json` holds the hash of every file a generator wrote there; an
+    existing file is replaced only if it still has that hash (written by us, not edited since).
+    Anything else is the user's: refused, so a mistyped `data_root` that triggers a regeneration
+    cannot replace the user's own lists. Returns False when the content is already `text`."""
+    path = Path(path)
+    try:
+        old = path.read_bytes() if path.exists() else None
+    except OSError as e:
+        raise UserError(f"{path} cannot be read ({e.strerror or e}): it is in the way of a generated list; "
+                        "move it, or point the list key at another path") from None
+    if old == text.encode():
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    log.info("wrote %s (%d lines)", path, len(lines))
+    manifest = _manifest(path.parent)
+    if old is not None and manifest.get(path.name) != _sha(old):
+        raise UserError(f"{path} exists and was not written by this generator (or was edited since): it is kept. "
+                        "Move it away to let the generator write its list there, or check data_root / the "
+                        "list keys (a mistyped data_root makes the toy data be generated anew)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for name, data in ((path.name, text), (GENERATED, None)):
+            if data is None:
+                data = json.dumps({**manifest, path.name: _sha(text.encode())}, indent=1) + "\n"
+            tmp = path.parent / f"{name}{TMP_MARK}{os.getpid()}"
+            tmp.write_text(data)
+            os.replace(tmp, path.parent / name)
+    except OSError as e:
+        raise UserError(f"cannot write {path} ({e.strerror or e}): make its folder writable or choose "
+                        "another --lists / list path") from None
     return True
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from util.data.benchmarks.deepglobe import COLOURS, NAMES
 from util.errors import UserError
+from util.imagefile import imread
 from util.prepare.common import TMP_MARK, require_dir, remove_stale_tmp, run_parallel
 from util.prepare.masks import LABELS, LabelJob, colour_mask, finish_target
 
@@ -51,7 +52,7 @@ def cut_image(args: tuple[Path, Path, Path]) -> None:
     done = out / TILES / f"{sat.stem}{DONE}"
     if done.exists():
         return
-    image = cv2.imread(str(sat), cv2.IMREAD_COLOR)
+    image = imread(str(sat), cv2.IMREAD_COLOR, "image")
     if image is None:
         raise UserError(f"image '{sat}' is missing or not readable: download Deepglobe again")
     label = colour_mask(mask_path, PALETTE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 
 from util.errors import UserError
+from util.data.index import list_line
+from util.imagefile import header_size, imread
 from util.prepare.common import remove_stale_tmp, run_parallel, write_lines_atomic, write_png_atomic
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,7 @@ SOURCE_LINK = "source"
 
 def read_mask_file(path: Path) -> np.ndarray:
     """Any mask image as uint8 [H, W] or [H, W, 3] (RGB); unreadable files name the fix."""
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+    data = imread(str(path), cv2.IMREAD_UNCHANGED, "mask")
     if data is None:
         raise UserError(f"mask '{path}' is missing or not an image: download the dataset again")
     if data.dtype != np.uint8:
@@ -99,13 +101,22 @@ class LabelJob:
     cls: int = 0  # binary masks: the class their foreground takes
     binarise: bool = False
     palette: tuple = ()  # colour masks: ((r, g, b), class) pairs
+    image: Path | None = None  # the image the mask labels: their sizes must agree
 
 
 def class_map(job: LabelJob) -> np.ndarray:
-    """The class map a job's mask stands for."""
+    """The class map a job's mask stands for; a mask of another size than its image is refused
+    here, while preparing, instead of at the first test episode that draws it."""
     if job.palette:
-        return colour_mask(job.mask, dict(job.palette))
-    return binary_mask(job.mask, job.binarise).astype(np.uint8) * job.cls
+        out = colour_mask(job.mask, dict(job.palette))
+    else:
+        out = binary_mask(job.mask, job.binarise).astype(np.uint8) * job.cls
+    size = header_size(str(job.image)) if job.image is not None else None
+    if size is not None and size != (out.shape[1], out.shape[0]):
+        raise UserError(f"mask '{job.mask}' is {out.shape[1]}x{out.shape[0]} but its image '{job.image}' is "
+                        f"{size[0]}x{size[1]}: the mask belongs to another image; replace it with the "
+                        "dataset's original mask")
+    return out
 
 
 def write_label(job: LabelJob) -> None:
@@ -134,7 +145,7 @@ def check_classes(per_class: dict[str, int], what: str) -> None:
 def write_list(lists: Path, pairs: Sequence[tuple[str, str]]) -> Path:
     """lists/<target>/test.txt, 'image label' per line, relative to OUT."""
     path = lists / "test.txt"
-    write_lines_atomic(path, [f"{img} {lbl}" for img, lbl in pairs])
+    write_lines_atomic(path, [list_line(img, lbl) for img, lbl in pairs])
     return path
 
 
@@ -144,6 +155,7 @@ def finish_target(title: str, class_names: Sequence[str], jobs: Sequence[LabelJo
     OUT), then its list, unless a class has too few images (then no list is written)."""
     if not jobs:
         raise UserError(f"no {title} image with a mask was found: check the folder passed to the command")
+    jobs = [replace(job, image=out / img) for job, img in zip(jobs, images)]
     write_labels(jobs, out, workers)
     labels = [job.target for job in jobs]
     check_classes(images_per_class(labels, class_names), title)

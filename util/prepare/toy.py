@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from util.errors import UserError
+from util.prepare.common import check_generated, write_generated
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,13 @@ def _write_one(args: tuple) -> str:
     return f"JPEGImages/{name}.jpg SegmentationClassAug/{name}.png\n"
 
 
+def _write_list(path: str, source: str) -> None:
+    """Copy a list the generator wrote inside its tree to a list path the config names; an
+    existing file that no generator wrote there is refused (util/prepare/common.py)."""
+    with open(source) as f:
+        write_generated(path, f.read())
+
+
 def _write_text(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -150,8 +158,12 @@ def generate_toy(out_dir: str, lists_dir: str | None = "lists/toy", *, n_train: 
     if not (16 <= min_side <= max_side) or n_train < 1 or n_val < 1:
         raise UserError(f"toy sizes: need 16 <= min_side <= max_side (got {min_side}, {max_side}) "
                         f"and at least one train and one val image (got {n_train}, {n_val})")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UserError(f"'{out_dir}' is a file, not a folder: pick another --out (data_root) for the toy data")
     if os.path.isdir(out_dir) and not os.path.isfile(os.path.join(out_dir, MARKER)):
         raise UserError(f"'{out_dir}' exists and is not a toy dataset (no {MARKER}): pick another --out or remove it")
+    if lists_dir:
+        check_generated([os.path.join(lists_dir, n) for n in ("train.txt", "val.txt")], f"toy data for {out_dir}")
     replace = os.path.isdir(out_dir)  # an earlier toy tree: regenerate it
     tmp = f"{out_dir.rstrip('/')}.tmp-{os.getpid()}"
     for sub in ("JPEGImages", "SegmentationClassAug"):
@@ -166,8 +178,7 @@ def generate_toy(out_dir: str, lists_dir: str | None = "lists/toy", *, n_train: 
     _write_text(os.path.join(tmp, MARKER), json.dumps(params, indent=1) + "\n")
     _install(tmp, out_dir, replace)
     for name in ("train.txt", "val.txt") if lists_dir else ():
-        with open(os.path.join(out_dir, name)) as f:
-            _write_text(os.path.join(lists_dir, name), f.read())
+        _write_list(os.path.join(lists_dir, name), os.path.join(out_dir, name))
 
 
 def _install(tmp: str, out_dir: str, replace: bool) -> None:
@@ -205,6 +216,7 @@ def ensure_toy(cfg) -> None:
         return  # a toy-layout tree made by hand (no marker): the user's data, use it as it is
     fresh = version != VERSION
     if fresh:
+        check_generated(lists, f"the toy data at data_root {root}")
         log.info("toy data %s at %s: generating it (about half a minute)",
                  "not found" if version is None else f"of generator version {version} (now {VERSION})", root)
         t0 = time.time()
@@ -212,8 +224,7 @@ def ensure_toy(cfg) -> None:
         log.info("toy data written to %s in %.1f s", root, time.time() - t0)
     for src, dst in zip(("train.txt", "val.txt"), lists):
         if fresh or not os.path.isfile(dst):  # lists must describe the tree just written
-            with open(os.path.join(root, src)) as f:
-                _write_text(dst, f.read())
+            _write_list(dst, os.path.join(root, src))
             log.info("toy list written: %s", dst)
 
 

@@ -17,7 +17,8 @@ import os
 import cv2
 import numpy as np
 
-from util.prepare.toy import _write_text, generate_toy
+from util.prepare.common import check_generated, write_generated
+from util.prepare.toy import _write_list, _write_text, generate_toy
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def generate_toy_shift(out_dir: str, lists_dir: str | None, *, n_val: int = 600,
                     [cv2.IMWRITE_JPEG_QUALITY, 90])
     _write_text(os.path.join(out_dir, MARKER), json.dumps({"version": VERSION, "n_val": n_val, "seed": seed}) + "\n")
     if lists_dir:
-        _write_text(os.path.join(lists_dir, "test.txt"), "\n".join(lines) + "\n")
+        write_generated(os.path.join(lists_dir, "test.txt"), "\n".join(lines) + "\n")
 
 
 def ensure_toy_shift(cfg) -> None:
@@ -61,10 +62,10 @@ def ensure_toy_shift(cfg) -> None:
     if current and os.path.isfile(cfg.val_list):
         return
     if not current:
+        check_generated((cfg.val_list,), f"the second toy domain at data_root {cfg.data_root}")
         log.info("second toy domain not found at %s: generating it", cfg.data_root)
         generate_toy_shift(cfg.data_root, None)
-    with open(os.path.join(cfg.data_root, "val.txt")) as f:
-        _write_text(cfg.val_list, f.read())
+    _write_list(cfg.val_list, os.path.join(cfg.data_root, "val.txt"))
 
 
 def main(argv: list[str] | None = None) -> int:
