@@ -106,6 +106,18 @@ def test_page_structure(results, tmp_path):
     assert '66.0 <span class="paper">(65.4)</span> <span class="up">+0.6</span>' in text  # NTRENet fold 0
     assert '61.0 <span class="paper">' in text and 'class="down"' in text  # baseline below PFENet
     assert "prior_only mIoU (trivial)" in text and "12.5" in text
+    assert text.count("as published") == 2  # PASCAL's 1,000 episodes at 473 (the schema defaults)
+
+
+def test_runs_tested_off_protocol_are_marked(tmp_path):
+    write_run(tmp_path, "short", FULL, 66.0, [70.0] * 5, seed=1)
+    path = tmp_path / "short/model/results_shot1.json"
+    data = json.loads(path.read_text())
+    data["config"].update(test_num=40, val_size=97)
+    path.write_text(json.dumps(data))
+    out = tmp_path / "p.html"
+    assert report.main([str(tmp_path), "--html", str(out)]) == 0
+    assert '<td class="down">test_num 40 (protocol 1000), val_size 97 (protocol 473)</td>' in out.read_text()
 
 
 def test_grid_cuts_tiles_and_aligns_episodes(results):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from util.config import SCHEMA
+from util.data.benchmarks import get_benchmark
 from util.errors import UserError
 from util.report import figures, grid
 from util.report.events import Curves, find_curves
@@ -40,6 +42,19 @@ class Run:
     metrics: dict
     baselines: dict
     vis: Path | None
+    protocol: str = "as published"  # or the departures from the benchmark's published protocol
+
+
+def departures(cfg: dict, tested: str) -> str:
+    """Where a test departs from the tested benchmark's published protocol (episodes, seeds, image
+    size; test.py logs the same), '' when it does not or the benchmark is not known here."""
+    try:
+        proto = get_benchmark(tested).protocol
+    except UserError:
+        return ""
+    ours = {k: cfg.get(k, SCHEMA[k].default) for k in ("test_num", "seeds", "val_size")}
+    pairs = (("test_num", proto.episodes), ("seeds", proto.seeds), ("val_size", proto.image_size))
+    return ", ".join(f"{k} {ours[k]} (protocol {v})" for k, v in pairs if ours[k] != v)
 
 
 def _run_folder(path: Path, root: Path) -> str:
@@ -63,7 +78,8 @@ def load_runs(root: Path) -> list[Run]:
         label = name if names.count(name) == 1 else f"{name} {path.stem.removeprefix('results_')}"
         vis = path.with_name(path.stem + "_vis")
         runs.append(Run(label, (str(tested), int(cfg["split"]), int(cfg["shot"])), data["metrics"],
-                        data.get("baselines") or {}, vis if vis.is_dir() else None))
+                        data.get("baselines") or {}, vis if vis.is_dir() else None,
+                        departures(cfg, str(tested)) or "as published"))
     return runs
 
 
@@ -96,15 +112,17 @@ def table_html(t: Table) -> str:
 
 
 def runs_html(runs: Sequence[Run]) -> str:
-    """Every run's headline numbers and its trivial predictors' mIoU (test.py `baselines true`)."""
+    """Every run's headline numbers, where its test departs from the published protocol (in red: its
+    numbers are not comparable with the papers'), and its trivial predictors' mIoU (`baselines true`)."""
     trivial = sorted({name for r in runs for name in r.baselines})
-    head = "".join(f"<th>{h}</th>" for h in ["run", "tested on", "fold", "shot", "mIoU", "FB-IoU",
+    head = "".join(f"<th>{h}</th>" for h in ["run", "tested on", "fold", "shot", "protocol", "mIoU", "FB-IoU",
                                              *[f"{html.escape(n)} mIoU (trivial)" for n in trivial]])
     rows = []
     for r in runs:
         vals = [r.metrics.get("miou"), r.metrics.get("fbiou")] + [r.baselines.get(n, {}).get("miou") for n in trivial]
+        mark = "" if r.protocol == "as published" else ' class="down"'
         rows.append(f"<tr><th>{html.escape(r.name)}</th><td>{html.escape(r.setting[0])}</td><td>{r.setting[1]}</td>"
-                    f"<td>{r.setting[2]}</td>" + "".join(f'<td class="n">{_num(v)}</td>' for v in vals) + "</tr>")
+                    f"<td>{r.setting[2]}</td><td{mark}>{html.escape(r.protocol)}</td>" + "".join(f'<td class="n">{_num(v)}</td>' for v in vals) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
