@@ -113,11 +113,22 @@ def test_runs_tested_off_protocol_are_marked(tmp_path):
     write_run(tmp_path, "short", FULL, 66.0, [70.0] * 5, seed=1)
     path = tmp_path / "short/model/results_shot1.json"
     data = json.loads(path.read_text())
-    data["config"].update(test_num=40, val_size=97)
+    data["config"]["val_size"] = 97
+    data["metrics"]["episodes"] = 40  # as the evaluator counts them
     path.write_text(json.dumps(data))
     out = tmp_path / "p.html"
     assert report.main([str(tmp_path), "--html", str(out)]) == 0
     assert '<td class="down">test_num 40 (protocol 1000), val_size 97 (protocol 473)</td>' in out.read_text()
+
+
+def test_malformed_per_class_is_one_error(results, tmp_path, capsys):
+    path = results / "split0_resnet50/model/results_shot1.json"
+    data = json.loads(path.read_text())
+    data["metrics"]["per_class"] = [{"iou": 50.0}]
+    path.write_text(json.dumps(data))
+    assert report.main([str(results), "--html", str(tmp_path / "p.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(path) in err and not (tmp_path / "p.html").exists()
 
 
 def test_grid_cuts_tiles_and_aligns_episodes(results):

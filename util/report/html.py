@@ -45,14 +45,17 @@ class Run:
     protocol: str = "as published"  # or the departures from the benchmark's published protocol
 
 
-def departures(cfg: dict, tested: str) -> str:
-    """Where a test departs from the tested benchmark's published protocol (episodes, seeds, image
-    size; test.py logs the same), '' when it does not or the benchmark is not known here."""
+def departures(cfg: dict, tested: str, episodes: int | None) -> str:
+    """Where a test departs from the tested benchmark's published protocol (episodes per seed as
+    counted by the evaluator, seeds, image size; test.py logs the same), '' when it does not or the
+    benchmark is not known here."""
     try:
         proto = get_benchmark(tested).protocol
     except UserError:
         return ""
     ours = {k: cfg.get(k, SCHEMA[k].default) for k in ("test_num", "seeds", "val_size")}
+    if episodes is not None:
+        ours["test_num"] = episodes
     pairs = (("test_num", proto.episodes), ("seeds", proto.seeds), ("val_size", proto.image_size))
     return ", ".join(f"{k} {ours[k]} (protocol {v})" for k, v in pairs if ours[k] != v)
 
@@ -70,17 +73,31 @@ def load_runs(root: Path) -> list[Run]:
     names = [_run_folder(p, root) for p in paths]
     runs = []
     for path, name in zip(paths, names):
-        data = json.loads(path.read_text())
-        if data.get("task") == "fscs" or not isinstance(data.get("metrics"), dict):
-            continue
-        cfg = data["config"]
-        tested = cfg.get("target") or cfg["dataset"]
         label = name if names.count(name) == 1 else f"{name} {path.stem.removeprefix('results_')}"
-        vis = path.with_name(path.stem + "_vis")
-        runs.append(Run(label, (str(tested), int(cfg["split"]), int(cfg["shot"])), data["metrics"],
-                        data.get("baselines") or {}, vis if vis.is_dir() else None,
-                        departures(cfg, str(tested)) or "as published"))
+        try:
+            run = _load_run(path, label)
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise UserError(f"{path} is not a test.py results file ({type(e).__name__}: {e}); re-run test.sh "
+                            "for that experiment or move the file out of the folder") from None
+        if run is not None:
+            runs.append(run)
     return runs
+
+
+def _load_run(path: Path, label: str) -> Run | None:
+    data = json.loads(path.read_text())
+    if data.get("task") == "fscs":  # FS-CS: tables only (docs/fscs.md)
+        return None
+    cfg, metrics = data["config"], data["metrics"]
+    for c in metrics.get("per_class") or []:
+        c["id"], c["name"], c["episodes"] = int(c["id"]), str(c["name"]), int(c.get("episodes", 1))
+        c["iou"] = None if c.get("iou") is None else float(c["iou"])
+    tested = str(cfg.get("target") or cfg["dataset"])
+    vis = path.with_name(path.stem + "_vis")
+    episodes = metrics.get("episodes")
+    return Run(label, (tested, int(cfg["split"]), int(cfg["shot"])), metrics, data.get("baselines") or {},
+               vis if vis.is_dir() else None,
+               departures(cfg, tested, None if episodes is None else int(episodes)) or "as published")
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -138,7 +155,7 @@ def bars_html(runs: Sequence[Run]) -> list[str]:
         series = {}
         for r in group:
             by_id = {c["id"]: c for c in r.metrics["per_class"]}
-            series[r.name] = [by_id[i]["iou"] if i in by_id and by_id[i].get("episodes") else None for i in order]
+            series[r.name] = [by_id[i]["iou"] if i in by_id and by_id[i]["episodes"] else None for i in order]
         title = f"{setting[0]} fold {setting[1]}, {setting[2]}-shot: class IoU"
         out.append(f"<figure>{_img(figures.class_bars(title, [classes[i] for i in order], series), title)}</figure>")
     return out
