@@ -182,3 +182,14 @@ def test_page_never_replaces_a_users_file(results, tmp_path, capsys):
     page = tmp_path / "page.html"
     assert report.main([str(results), "--html", str(page)]) == 0
     assert report.main([str(results), "--html", str(page)]) == 0  # its own page is regenerated
+
+
+def test_results_alone_give_a_page_that_says_what_is_missing(tmp_path):
+    (tmp_path / "r").mkdir()
+    cfg = {"dataset": "toy", "backbone": "vgg", "split": 0, "shot": 1}
+    (tmp_path / "r" / "results_shot1.json").write_text(json.dumps({"config": cfg, "metrics": {"miou": 30.0}}))
+    out = tmp_path / "p.html"
+    assert report.main([str(tmp_path), "--html", str(out)]) == 0
+    page = Page(out.read_text())
+    assert page.figures == 0 and not page.pngs and page.tables == 2  # runs + the toy's table
+    assert "train.py writes them to &lt;run&gt;/tb" in out.read_text() and "test with `vis N`" in out.read_text()

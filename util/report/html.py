@@ -132,15 +132,17 @@ def runs_html(runs: Sequence[Run]) -> str:
     """Every run's headline numbers, where its test departs from the published protocol (in red: its
     numbers are not comparable with the papers'), and its trivial predictors' mIoU (`baselines true`)."""
     trivial = sorted({name for r in runs for name in r.baselines})
-    head = "".join(f"<th>{h}</th>" for h in ["run", "tested on", "fold", "shot", "protocol", "mIoU", "FB-IoU",
-                                             *[f"{html.escape(n)} mIoU (trivial)" for n in trivial]])
-    rows = []
-    for r in runs:
-        vals = [r.metrics.get("miou"), r.metrics.get("fbiou")] + [r.baselines.get(n, {}).get("miou") for n in trivial]
-        mark = "" if r.protocol == "as published" else ' class="down"'
-        rows.append(f"<tr><th>{html.escape(r.name)}</th><td>{html.escape(r.setting[0])}</td><td>{r.setting[1]}</td>"
-                    f"<td>{r.setting[2]}</td><td{mark}>{html.escape(r.protocol)}</td>" + "".join(f'<td class="n">{_num(v)}</td>' for v in vals) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    cols = ["run", "tested on", "fold", "shot", "protocol", "mIoU", "FB-IoU", *[f"{n} mIoU (trivial)" for n in trivial]]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in cols)
+    return f"<table><tr>{head}</tr>{''.join(_run_row(r, trivial) for r in runs)}</table>"
+
+
+def _run_row(r: Run, trivial: Sequence[str]) -> str:
+    vals = [r.metrics.get("miou"), r.metrics.get("fbiou")] + [r.baselines.get(n, {}).get("miou") for n in trivial]
+    mark = "" if r.protocol == "as published" else ' class="down"'
+    cells = [f"<td>{html.escape(str(v))}</td>" for v in r.setting] + [f"<td{mark}>{html.escape(r.protocol)}</td>"]
+    return (f"<tr><th>{html.escape(r.name)}</th>" + "".join(cells)
+            + "".join(f'<td class="n">{_num(v)}</td>' for v in vals) + "</tr>")
 
 
 def bars_html(runs: Sequence[Run]) -> list[str]:
@@ -180,7 +182,7 @@ def grid_html(runs: Sequence[Run]) -> str:
         rows = grid.build_grid({r.name: r.vis for r in runs if r.setting == setting and r.vis})
         if not rows:
             continue
-        head = "<tr><th>support</th><th>query + GT</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
+        head = "<tr><th>support</th><th>query + GT</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names)
         body = ""
         for i, ep in enumerate(rows):
             preds = "".join(f"<td>{_img(grid.png(ep.predictions[n]), n)}</td>" if n in ep.predictions
@@ -188,13 +190,13 @@ def grid_html(runs: Sequence[Run]) -> str:
             body += (f"<tr><td>{_img(grid.png(ep.support), f'support {i}')}</td>"
                      f"<td>{_img(grid.png(ep.query), f'query {i}')}</td>{preds}</tr>")
         parts.append(f"<h3>{html.escape(setting[0])} fold {setting[1]}, {setting[2]}-shot</h3>"
-                     f'<table class="grid">{head}{body}</table>')
+                     f'<table class="grid">{head}</tr>{body}</table>')
     return "".join(parts)
 
 
 def _section(title: str, body: str | list[str], empty: str) -> str:
     text = "".join(body) if isinstance(body, list) else body
-    return f"<h2>{title}</h2>" + (text or f'<p class="note">{empty}</p>')
+    return f"<h2>{title}</h2>" + (text or f'<p class="note">{html.escape(empty)}</p>')
 
 
 def render_page(root: str | Path, tables: Sequence[Table]) -> str:
@@ -205,9 +207,11 @@ def render_page(root: str | Path, tables: Sequence[Table]) -> str:
               "'*': mean over fewer than 4 folds; '±': std over seeds.")
     sections = [
         _section("Runs", runs_html(runs), "No binary results."),
-        _section("Tables", [f'<p class="note">{legend}</p>'] + [table_html(t) for t in tables], "No table."),
+        _section("Tables", [f'<p class="note">{legend}</p>'] * bool(tables) + [table_html(t) for t in tables],
+                 "No table."),
         _section("Per-class IoU", bars_html(runs), "No per-class IoU in the results files."),
-        _section("Training curves", curves_html(find_curves(root)), "No event files (train.py writes them to <run>/tb)."),
+        _section("Training curves", curves_html(find_curves(root)),
+                 "No event files (train.py writes them to <run>/tb)."),
         _section("Qualitative results", grid_html(runs), "No saved panels: test with `vis N` (e.g. vis 4)."),
     ]
     title = f"Results: {html.escape(root.resolve().name)}"
@@ -216,10 +220,18 @@ def render_page(root: str | Path, tables: Sequence[Table]) -> str:
             f'<p class="note">From {html.escape(str(root))}</p>{"".join(sections)}</body></html>\n')
 
 
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(400)
+    except OSError:
+        return b""
+
+
 def check_target(out: Path) -> None:
     """Refuse to replace anything but a page this command wrote (a user's file is never lost)."""
     if out.is_dir():
         raise UserError(f"--html {out} is a folder; pass a file name, e.g. {out / 'results.html'}")
-    if out.exists() and GENERATOR not in out.read_text(errors="replace")[:400]:
+    if out.exists() and GENERATOR.encode() not in _head(out):
         raise UserError(f"--html {out} exists and is not a results page written by util.report; "
                         "pass another file name or move that file away")
