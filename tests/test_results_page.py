@@ -193,3 +193,19 @@ def test_results_alone_give_a_page_that_says_what_is_missing(tmp_path):
     page = Page(out.read_text())
     assert page.figures == 0 and not page.pngs and page.tables == 2  # runs + the toy's table
     assert "train.py writes them to &lt;run&gt;/tb" in out.read_text() and "test with `vis N`" in out.read_text()
+
+
+def test_cross_domain_results_get_their_table_and_chart(tmp_path):
+    per_class = [{"id": 1, "name": "toy01", "iou": 40.0, "episodes": 3}]
+    for name, target in (("in", None), ("shift", "toyshift")):
+        cfg = {"dataset": "toy", "backbone": "vgg", "split": 0, "shot": 1, "val_size": 97, "target": target}
+        folder = tmp_path / name / "model"
+        folder.mkdir(parents=True)
+        metrics = {"miou": 40.0, "episodes": 300, "per_class": per_class}
+        (folder / "results_shot1.json").write_text(json.dumps({"config": cfg, "metrics": metrics}))
+    out = tmp_path / "p.html"
+    assert report.main([str(tmp_path), "--html", str(out)]) == 0
+    page = Page(out.read_text())
+    assert "toy -> toy (second domain), 1-shot, class mIoU (no published numbers)" in page.headings
+    assert page.figures == 2 and out.read_text().count("as published") == 2  # one chart per benchmark tested
+    assert out.read_text().count('alt="toyshift fold 0, 1-shot: class IoU"') == 1
