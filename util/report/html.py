@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,7 +23,6 @@ from util.report.events import Curves, find_curves
 from util.report.load import find_results
 from util.report.render import Cell, Table
 
-log = logging.getLogger(__name__)
 GENERATOR = "util.report results page"  # in every page written, so a rerun may replace it
 STYLE = """body{font-family:sans-serif;margin:24px;color:#222}h2{border-bottom:1px solid #ccc;margin-top:32px}
 table{border-collapse:collapse;margin:8px 0 4px}td,th{border:1px solid #ddd;padding:3px 7px;font-size:13px}
