@@ -16,7 +16,7 @@ from util.report.bam import bam_tables, gfss_tables, is_bam
 from util.report.fscs import fscs_tables, is_fscs, load_fscs
 from util.report.load import dedupe, find_results, load_result
 from util.report.recall import recall_tables
-from util.report.html import check_target, render_page
+from util.report.page import check_target, render_page
 from util.report.render import Table, render_csv, render_markdown
 from util.report.tables import build_tables
 
@@ -60,7 +60,7 @@ def _write(texts: dict[str, str], out: str | None) -> None:
 
 
 def write_page(root: str | os.PathLike, out: Path) -> None:
-    """The HTML results page of root's results, written atomically to out (util/report/html.py)."""
+    """The HTML results page of root's results, written atomically to out (util/report/page.py)."""
     check_target(out)
     write_atomic(str(out), render_page(root, collect_tables(root)))
     log.info("wrote %s (open it in a browser)", out)
