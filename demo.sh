@@ -16,3 +16,5 @@ $PY test.py --config "$CFG" save_path "$OUT" device cpu baselines true vis 4
 echo
 echo "Demo results ($OUT/model/results_shot1.md):"
 cat "$OUT/model/results_shot1.md"
+echo
+echo "Results page (tables, class IoU bars, curves, these test episodes): $PY -m util.report exp/toy --html exp/toy/results.html"

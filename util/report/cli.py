@@ -1,4 +1,4 @@
-"""`python -m util.report DIR [--format md|csv|both] [--out FILE]`: every results file under
+"""`python -m util.report DIR [--format md|csv|both] [--out FILE] [--html PAGE]`: every results file under
 DIR (test.py writes `results_shot{K}.json`) laid out as the paper's tables."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from util.engine.guard import write_atomic
 from util.errors import UserError
 from util.report.cross_domain import cross_domain_tables
 from util.report.bam import bam_tables, gfss_tables, is_bam
@@ -16,14 +17,15 @@ from util.report.fscs import fscs_tables, is_fscs, load_fscs
 from util.report.load import dedupe, find_results, load_result
 from util.report.protocol import protocol_table
 from util.report.recall import recall_tables
-from util.report.render import render_csv, render_markdown
+from util.report.page import check_target, render_page
+from util.report.render import Table, render_csv, render_markdown
 from util.report.tables import build_tables
 
 log = logging.getLogger(__name__)
 
 
-def make_report(root: str | os.PathLike, fmt: str = "md") -> dict[str, str]:
-    """{'md': text} / {'csv': text} / both, from every results file under root."""
+def collect_tables(root: str | os.PathLike) -> list[Table]:
+    """Every table the results files under root support (the Markdown, CSV and HTML reports' tables)."""
     paths = find_results(root)
     fscs = [p for p in paths if is_fscs(p)]  # FS-CS results have their own tables (docs/fscs.md)
     results = dedupe([load_result(p) for p in paths if p not in fscs])
@@ -32,6 +34,12 @@ def make_report(root: str | os.PathLike, fmt: str = "md") -> dict[str, str]:
     tables = (build_tables([r for r in own if not is_bam(r)]) + bam_tables(own) + gfss_tables(root)
               + cross_domain_tables([r for r in results if r.target]) + fscs_tables([load_fscs(p) for p in fscs])
               + recall_tables(root) + protocol_table(results))
+    return tables
+
+
+def make_report(root: str | os.PathLike, fmt: str = "md") -> dict[str, str]:
+    """{'md': text} / {'csv': text} / both, from every results file under root."""
+    tables = collect_tables(root)
     out = {}
     if fmt in ("md", "both"):
         out["md"] = render_markdown(tables)
@@ -52,15 +60,27 @@ def _write(texts: dict[str, str], out: str | None) -> None:
         log.info("wrote %s", path)
 
 
+def write_page(root: str | os.PathLike, out: Path) -> None:
+    """The HTML results page of root's results, written atomically to out (util/report/page.py)."""
+    check_target(out)
+    write_atomic(str(out), render_page(root, collect_tables(root)))
+    log.info("wrote %s (open it in a browser)", out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m util.report", description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("dir", help="folder searched recursively for results*.json (e.g. exp/pascal)")
     parser.add_argument("--format", choices=("md", "csv", "both"), default="md")
     parser.add_argument("--out", help="write here instead of stdout (both: FILE.md and FILE.csv)")
+    parser.add_argument("--html", metavar="PAGE", help="instead: write one self-contained results page (tables, "
+                        "per-class bars, training curves, qualitative grid) to PAGE, e.g. results.html")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
-        _write(make_report(args.dir, args.format), args.out)
+        if args.html:
+            write_page(args.dir, Path(args.html))
+        else:
+            _write(make_report(args.dir, args.format), args.out)
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
