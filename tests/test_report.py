@@ -157,5 +157,5 @@ def test_reduced_precision_rows_are_marked_and_kept_apart(tmp_path):
             if line.startswith("| ResNet-50")}
     assert set(rows) == {"ResNet-50 NTRENet D=256", "ResNet-50 NTRENet D=256 [bf16]"}
     assert "66.5* (64.2)" in rows["ResNet-50 NTRENet D=256"]  # fp32 folds 0 and 1 only
-    assert "50.0* (64.2)" in rows["ResNet-50 NTRENet D=256 [bf16]"]
+    assert "50.0*† (64.2)" in rows["ResNet-50 NTRENet D=256 [bf16]"]  # reduced precision: another protocol too
     assert "[bf16] / [fp16] in a row name" in md

@@ -190,12 +190,13 @@ def load_result(path: Path) -> Result:
     single = isinstance(data.get("seeds"), list) and len(data["seeds"]) <= 1
     try:
         pick = {k: _opt_float(mean.get(k, met.get(k))) for k in HEADLINE}  # the metric vocabulary
+        precision = precision_of(data)  # one reading for the row's variant and its protocol mark
         return Result(Path(path), os.path.getmtime(path), str(vals["dataset"]), str(vals["backbone"]),
-                      int(vals["shot"]), int(vals["split"]), variant_of(cfg, precision_of(data)), pick["miou"],
+                      int(vals["shot"]), int(vals["split"]), variant_of(cfg, precision), pick["miou"],
                       pick["fbiou"],
                       pick["precision"], None if single else _opt_float(std.get("miou")),
                       "" if cfg.get("target") in (None, "", vals["dataset"]) else str(cfg["target"]),
-                      departures(cfg, data.get("precision")))
+                      departures(cfg, precision))
     except (TypeError, ValueError) as e:
         raise UserError(f"{path}: a value has the wrong type ({e}); re-run test.sh for that experiment "
                         "or move the file out of the folder") from None
