@@ -29,9 +29,10 @@ def test_readme_is_short_and_links_every_page():
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 250
     assert PAGES and all(f"](docs/{p.name}" in readme for p in PAGES)
+    assert "](CHANGELOG.md)" in readme
 
 
-@pytest.mark.parametrize("doc", [ROOT / "README.md", *PAGES], ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", [ROOT / "README.md", ROOT / "CHANGELOG.md", *PAGES], ids=lambda p: p.name)
 def test_relative_links_resolve(doc):
     for target in LINK.findall(doc.read_text()):
         if target.startswith(("http://", "https://")):
