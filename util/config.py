@@ -466,14 +466,31 @@ def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Con
             explicit[k] = origin
         dict.__setitem__(cfg, "_config_path", path)
         dict.__setitem__(cfg, "_notes", notes)
+    changed: dict[str, Any] = {}
     for k, v in parse_overrides(list(overrides or [])):
+        before = cfg[k]
         dict.__setitem__(cfg, k, coerce(k, v, "command line"))
         explicit[k] = "command line"
+        if cfg[k] != before:
+            changed[k] = cfg[k]
     for k, v in TRAINING_REFERENCES[cfg.training_reference].items():
         if k not in explicit:
             dict.__setitem__(cfg, k, v)
     _finish(cfg, explicit)
+    dict.__setitem__(cfg, "_trained_overrides", trained_overrides(cfg, changed))
     return cfg
+
+
+# variant keys that change only how a trained model is tested, not what is trained
+TEST_TIME_VARIANTS = ("mmt_enhance_test", "bam_output")
+
+
+def trained_overrides(cfg: Config, changed: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The command-line overrides that change what is trained (variant keys that matter for
+    `cfg`, set to another value than the file's), sorted by key: they name the run's own
+    experiment folder (docs/training.md, 'Where a run writes')."""
+    keys = set(variant_keys(cfg)) - set(TEST_TIME_VARIANTS)
+    return sorted((k, v) for k, v in changed.items() if k in keys)
 
 
 def _finish(cfg: Config, explicit: dict[str, str]) -> None:

@@ -9,8 +9,10 @@ cross-domain suites) is tested whole, as published.
 from __future__ import annotations
 
 import logging
+import os
 
 from util.data.benchmarks import get_benchmark
+from util.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,21 @@ def target_config(cfg):
     out = cfg.replace(dataset=bench.name, data_root=cfg.target_root or root, val_list=cfg.target_list or lst,
                       test_num=cfg.target_episodes or bench.protocol.episodes)
     dict.__setitem__(out, "_source", cfg.dataset)
+    if bench.ensure_data is None:  # a target generated on first use has nothing to check yet
+        check_target_data(cfg, out, bench)
     log.info("cross-domain test: %s model on %s (%s, %s)", cfg.dataset, bench.title, out.data_root, out.val_list)
     return out
+
+
+def check_target_data(cfg, out, bench) -> None:
+    """A missing target folder or list named by the key the user sets for it (`target_root`,
+    `target_list`), with the command that prepares it and the page that explains it."""
+    for key, path, is_there in (("target_root", out.data_root, os.path.isdir),
+                                ("target_list", out.val_list, os.path.isfile)):
+        if not is_there(path):
+            how = "set by you" if cfg.get(key) else f"the default of `{key}`"
+            raise UserError(f"{cfg.target} data not found: {path} ({how}) does not exist: prepare it with "
+                            f"`{bench.prepare}`, or set {key} to where it is (docs/cross_domain.md)")
 
 
 def results_name(cfg) -> str:

@@ -2,6 +2,7 @@
 never loses an earlier run that it was asked to replace but could not."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import glob
@@ -62,6 +63,8 @@ class OutputClaim:
 
     def __init__(self, folder: str, *, resume: str, overwrite: bool):
         self.folder, self.previous = folder, None
+        self.created = not os.path.exists(folder)  # removed again if the run fails before it starts
+        self.started = False  # set by the caller once the run does work (its first training step)
         self._lock_file = self._lock()
         try:
             self._recover()
@@ -75,7 +78,7 @@ class OutputClaim:
                         "`overwrite true`, or pick another experiment / save_path")
                 self._set_aside(found)
         except BaseException:
-            self.release()
+            self.release(failed=True)
             raise
 
     def _lock(self):
@@ -143,15 +146,21 @@ class OutputClaim:
             self.previous = None
             log.info("overwrite: removed the previous run")
 
-    def release(self) -> None:
-        """At exit: put back a replaced run if no checkpoint replaced it, then unlock."""
+    def release(self, failed: bool = False) -> None:
+        """At exit: put back a replaced run if no checkpoint replaced it, then unlock (the lock
+        file goes too). A run that `failed` before it started, in a folder it created, leaves
+        no folder behind."""
         if self.previous:
             self._restore()
             log.warning("the new run stopped before its first checkpoint: the previous run in %s is restored",
                         self.folder)
         if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(self.folder, LOCK))
             self._lock_file.close()
             self._lock_file = None
+        if failed and self.created and not self.started and not run_artifacts(self.folder):
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def claim_output_dir(folder: str, *, resume: str, overwrite: bool) -> OutputClaim:

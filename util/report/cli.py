@@ -15,6 +15,7 @@ from util.report.bam import bam_tables, gfss_tables, is_bam
 from util.report.fscs import fscs_tables, is_fscs, load_fscs
 from util.report.load import dedupe, find_results, load_result
 from util.report.recall import recall_tables
+from util.report.sources import sources_table
 from util.report.render import render_csv, render_markdown
 from util.report.tables import build_tables
 
@@ -25,12 +26,13 @@ def make_report(root: str | os.PathLike, fmt: str = "md") -> dict[str, str]:
     """{'md': text} / {'csv': text} / both, from every results file under root."""
     paths = find_results(root)
     fscs = [p for p in paths if is_fscs(p)]  # FS-CS results have their own tables (docs/fscs.md)
-    results = dedupe([load_result(p) for p in paths if p not in fscs])
+    results, superseded = dedupe([load_result(p) for p in paths if p not in fscs])
     # BAM runs have their own tables (util/report/bam.py), target results theirs (cross_domain.py)
     own = [r for r in results if not r.target]
     tables = (build_tables([r for r in own if not is_bam(r)]) + bam_tables(own) + gfss_tables(root)
               + cross_domain_tables([r for r in results if r.target]) + fscs_tables([load_fscs(p) for p in fscs])
               + recall_tables(root))
+    tables.append(sources_table(root, results, [(r.path, why) for r, why in superseded]))
     out = {}
     if fmt in ("md", "both"):
         out["md"] = render_markdown(tables)
