@@ -22,7 +22,7 @@ import torch
 from model import build_model, load_weights
 from util.config import Config, load_config
 from util.data.benchmarks import get_benchmark
-from util.data.cross_domain import results_name, target_config
+from util.data.cross_domain import check_target_data, results_name, target_config
 from util.data.loader import build_loader
 from util.engine import distributed
 from util.engine.checkpoint import fold_mismatch
@@ -176,6 +176,7 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
                   notes=cfg.get("_notes", ()))
     seed_everything(cfg.manual_seed)
     target = target_config(cfg)  # cfg itself unless `target` names another benchmark
+    check_target_data(cfg, target)
     note_protocol(target)
     net, trained = load_trained(cfg, weight, device, precision)
     if cfg.ifsl:  # FS-CS: presence + (N+1)-class segmentation (docs/fscs.md)

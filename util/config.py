@@ -477,7 +477,8 @@ def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Con
         if k not in explicit:
             dict.__setitem__(cfg, k, v)
     _finish(cfg, explicit)
-    dict.__setitem__(cfg, "_trained_overrides", trained_overrides(cfg, changed))
+    if trained := trained_overrides(cfg, changed):  # names the run's folder (util/engine/runtime.py)
+        dict.__setitem__(cfg, "_trained_overrides", trained)
     return cfg
 
 

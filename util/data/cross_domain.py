@@ -30,19 +30,21 @@ def target_config(cfg):
     out = cfg.replace(dataset=bench.name, data_root=cfg.target_root or root, val_list=cfg.target_list or lst,
                       test_num=cfg.target_episodes or bench.protocol.episodes)
     dict.__setitem__(out, "_source", cfg.dataset)
-    if bench.ensure_data is None:  # a target generated on first use has nothing to check yet
-        check_target_data(cfg, out, bench)
     log.info("cross-domain test: %s model on %s (%s, %s)", cfg.dataset, bench.title, out.data_root, out.val_list)
     return out
 
 
-def check_target_data(cfg, out, bench) -> None:
-    """A missing target folder or list named by the key the user sets for it (`target_root`,
-    `target_list`), with the command that prepares it and the page that explains it."""
+def check_target_data(cfg, out) -> None:
+    """Before a cross-domain test (`out` = target_config(cfg)): a missing target folder or list
+    named by the key the user sets for it (`target_root`, `target_list`), with the command that
+    prepares it and the page that explains it. A target generated on first use is left to that."""
+    bench = get_benchmark(out.dataset)
+    if out is cfg or bench.ensure_data is not None:
+        return
     for key, path, is_there in (("target_root", out.data_root, os.path.isdir),
                                 ("target_list", out.val_list, os.path.isfile)):
         if not is_there(path):
-            how = "set by you" if cfg.get(key) else f"the default of `{key}`"
+            how = f"`{key}`, set by you" if cfg.get(key) else f"the default of `{key}`"
             raise UserError(f"{cfg.target} data not found: {path} ({how}) does not exist: prepare it with "
                             f"`{bench.prepare}`, or set {key} to where it is (docs/cross_domain.md)")
 
