@@ -22,7 +22,7 @@ import torch
 from model import build_model, load_weights
 from util.config import Config, load_config
 from util.data.benchmarks import get_benchmark
-from util.data.cross_domain import results_name, target_config
+from util.data.cross_domain import check_target_data, results_name, target_config
 from util.data.loader import build_loader
 from util.engine import distributed
 from util.engine.checkpoint import refuse_other_fold
@@ -31,6 +31,7 @@ from util.engine.fscs import check_trained_for_fscs, test_fscs
 from util.engine.guard import write_atomic
 from util.engine.loop import BASELINES, below_trivial, evaluate
 from util.engine.precision import Precision
+from util.engine.provenance import provenance, refuse_silent_replace, test_protocol
 from util.engine.runtime import config_args, experiment_dir, run_cli, seed_everything, setup_logging
 from util.errors import UserError
 from util.evaluation.evaluator import Evaluator
@@ -100,14 +101,19 @@ def run_seeds(cfg: Config, net, precision: Precision, world: World = World()) ->
 
 def write_record(stem: str, cfg: Config, weight: str, fields: dict, md: str) -> None:
     """<stem>.json (the effective config, the checkpoint and `fields`) and <stem>.md, each written atomically."""
-    record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight, **fields}
+    record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight,
+              "protocol": test_protocol(cfg, fields.get("precision")), "provenance": provenance(), **fields}
     write_atomic(stem + ".json", json.dumps(record, indent=1))
     write_atomic(stem + ".md", md)
 
 
+def results_stem(cfg: Config, weight: str) -> str:
+    """results_shot<K>[_<target>] next to the checkpoint."""
+    return os.path.join(os.path.dirname(os.path.abspath(weight)), results_name(cfg))
+
+
 def write_results(cfg: Config, weight: str, runs: list[dict], base: dict, images: list, precision: str = "fp32") -> str:
-    out_dir = os.path.dirname(os.path.abspath(weight))
-    stem = os.path.join(out_dir, results_name(cfg))
+    stem = results_stem(cfg, weight)
     summary = summarise(runs)
     write_record(stem, cfg, weight, {"precision": precision, "metrics": runs[0], "seeds": runs, "summary": summary,
                                      "baselines": base}, markdown(cfg, weight, runs, summary, base, precision))
@@ -162,11 +168,14 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
     """Score the checkpoint on this process's share of the episodes; rank 0 writes the results."""
     weight = find_weight(cfg)
     precision = Precision.from_config(cfg, device)  # an impossible amp setting fails before any work
+    if not cfg.ifsl:
+        refuse_silent_replace(results_stem(cfg, weight), cfg, precision.name)
     log_file = test_log_path(cfg, weight)
     setup_logging(log_file if world.main else None, logging.INFO if world.main else logging.WARNING,
                   notes=cfg.get("_notes", ()), first=precision.log_lines())
     seed_everything(cfg.manual_seed)
     target = target_config(cfg)  # cfg itself unless `target` names another benchmark
+    check_target_data(cfg, target)
     note_protocol(target)
     net, trained = load_trained(cfg, weight, device, precision)
     if cfg.ifsl:  # FS-CS: presence + (N+1)-class segmentation (docs/fscs.md)
@@ -184,7 +193,8 @@ def run_test(cfg: Config, world: World, device: torch.device) -> int:
              ", ".join(f"{DISPLAY[k]} {fmt_spread(summary[k])}" for k in HEADLINE))
     for name, m in base.items():
         log.info("trivial predictor %s: mIoU %s FB-IoU %s", name, fmt(m["miou"]), fmt(m["fbiou"]))
-    if (verdict := below_trivial(summary["miou"]["mean"], base)) is not None:
+    shifted = cfg.target if cfg.target and cfg.target != cfg.dataset else ""
+    if (verdict := below_trivial(summary["miou"]["mean"], base, shifted)) is not None:
         log.warning(verdict)
     log.info("results written to %s.json and .md", stem)
     return 0

@@ -148,7 +148,8 @@ class Run:
         extra = {"step_in_epoch": self.step_in_epoch}
         if self.scaler.is_enabled():
             extra["scaler"] = self.scaler.state_dict()
-        save_checkpoint(os.path.join(self.model_dir, name), model=self.net, optimizer=self.opt,
+        optimizer = self.opt if name == "last.pth" else None  # best.pth: what testing needs
+        save_checkpoint(os.path.join(self.model_dir, name), model=self.net, optimizer=optimizer,
                         epoch=self.epoch, iteration=self.iteration, best_miou=self.best, cfg=self.cfg,
                         extra=extra)
         if self.claim is not None:
@@ -283,10 +284,14 @@ def run_training(cfg, world: World, device: torch.device) -> int:
     out = experiment_dir(cfg)
     claim = claim_output_dir(out, resume=cfg.resume, overwrite=cfg.overwrite) if world.main else None
     try:
-        return _train(cfg, world, device, out, claim, precision)
-    finally:
+        code = _train(cfg, world, device, out, claim, precision)
+    except BaseException:
         if claim is not None:
-            claim.release()
+            claim.release(failed=True)
+        raise
+    if claim is not None:
+        claim.release()
+    return code
 
 
 def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim | None,
@@ -306,6 +311,8 @@ def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim
         enable_determinism()
     seed_everything(cfg.manual_seed)
     run = Run(cfg, device, world, resumed, claim, precision)
+    if claim is not None:
+        claim.started = True  # from here a failure keeps the folder and its log
     log.info("training %s on %s x %d process(es), %s%s: %d iterations/epoch, output %s",
              cfg.get("_config_path"), device, world.size, precision.name,
              ", channels_last" if precision.channels_last else "", len(run.train_loader), out)

@@ -107,9 +107,9 @@ def test_checkpoint_tested_on_a_target(run):
 
 
 @pytest.mark.parametrize("change, words", [
-    (["target_root", "/nonexistent/isic"], ["data_root '/nonexistent/isic' is not a folder"]),
+    (["target_root", "/nonexistent/isic"], ["`target_root`", "/nonexistent/isic", "util.prepare isic", "docs/cross_domain.md"]),
     (["shot", "2"], ["has 2 images", "3"]),
-    (["target", "pascal", "target_list", ""], ["list file 'lists/pascal/val.txt' not found"]),
+    (["target", "pascal", "target_list", ""], ["lists/pascal/val.txt", "target_list", "util.prepare pascal"]),
 ])
 def test_bad_target_one_line_exit_2_no_result(run, capsys, change, words):
     root, args = run

@@ -164,3 +164,30 @@ def test_cheap_commands_run_in_a_fresh_shell(tmp_path):
 def test_readme_activates_before_its_first_python_command():
     readme = (ROOT / "README.md").read_text()
     assert readme.index("source .venv/bin/activate") < readme.index("python -m util.prepare")
+
+
+def shell_scripts() -> list[tuple[str, str]]:
+    """(shell, script) of every script the pages run through `sh` or `bash`, and of every script
+    under scripts/ and at the top level, with the shell its `# usage:` line names."""
+    pairs = {(argv[0], argv[1]) for _, argv in COMMANDS if argv[0] in ("sh", "bash")}
+    for path in [*sorted(ROOT.glob("*.sh")), *sorted((ROOT / "scripts").glob("*.sh"))]:
+        usage = re.search(r"^# usage: (?:\[[^\]]*\] )?(sh|bash) ", path.read_text(), flags=re.M)
+        if usage:
+            pairs.add((usage.group(1), str(path.relative_to(ROOT))))
+    return sorted(pairs)
+
+
+@pytest.mark.parametrize("shell, script", shell_scripts())
+def test_script_runs_through_the_shell_the_text_names(tmp_path, shell, script):
+    """`sh` is dash on Debian (no `set -o pipefail`): each script, started exactly as written,
+    gets as far as checking its arguments and answers a wrong one with one clear line, exit 2."""
+    env = activated_env(tmp_path)
+    done = subprocess.run([shell, script, "nosuch", "nosuch"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, (shell, script, done.stdout, done.stderr)
+    assert done.stderr.startswith(("error: ", "usage: ")) and "Illegal option" not in done.stderr, done.stderr
+
+
+def test_scripts_are_covered():
+    covered = {script for _, script in shell_scripts()}
+    assert {"train.sh", "test.sh", "scripts/run_folds.sh", "scripts/tensorboard.sh"} <= covered

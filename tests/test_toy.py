@@ -93,3 +93,15 @@ def test_object_counts_leave_distractors_in_most_queries(tmp_path):
     per_query = [n for n in counts for _ in range(n)]
     with_distractors = sum(n > 1 for n in per_query) / len(per_query)
     assert 0.6 < with_distractors < 0.8 and min(counts) == 1 and max(counts) == 3
+
+
+def test_rerun_with_the_same_options_rewrites_nothing(tmp_path):
+    from util.prepare.toy import generate_toy
+    out, lists = tmp_path / "toy", tmp_path / "lists"
+    generate_toy(str(out), str(lists), n_train=4, n_val=2, workers=1)
+    files = sorted(p for p in [*out.rglob("*"), *lists.rglob("*")] if p.is_file())
+    before = {p: p.stat().st_mtime_ns for p in files}
+    generate_toy(str(out), str(lists), n_train=4, n_val=2, workers=1)
+    assert {p: p.stat().st_mtime_ns for p in files} == before
+    generate_toy(str(out), str(lists), n_train=5, n_val=2, workers=1)  # other options: a new tree
+    assert len((out / "train.txt").read_text().splitlines()) == 5

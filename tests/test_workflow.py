@@ -102,7 +102,7 @@ def test_same_numbers_for_any_batch_and_workers(trained, toy_tree):
     out, _ = trained
     runs = []
     for extra in (["batch_size_val", "1", "num_workers", "0"], ["batch_size_val", "4", "num_workers", "2"]):
-        test_cli.main(["--config", CFG, *overrides(toy_tree), "save_path", str(out), *extra])
+        test_cli.main(["--config", CFG, *overrides(toy_tree), "save_path", str(out), "overwrite", "true", *extra])
         runs.append(json.loads((out / "model/results_shot1.json").read_text())["metrics"])
     assert runs[0] == runs[1]
 

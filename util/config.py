@@ -552,17 +552,23 @@ def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Con
             explicit[k] = origin
         dict.__setitem__(cfg, "_config_path", path)
         dict.__setitem__(cfg, "_notes", notes)
+    changed: dict[str, Any] = {}
     for k, v in parse_overrides(list(overrides or [])):
+        before = cfg[k]
         dict.__setitem__(cfg, k, coerce(k, v, "command line"))
         explicit[k] = "command line"
+        if cfg[k] != before:
+            changed[k] = cfg[k]
     for k, v in TRAINING_REFERENCES[cfg.training_reference].items():
         if k not in explicit:
             dict.__setitem__(cfg, k, v)
     _finish(cfg, explicit)
     layer = {k: order.index(o) if o in order else len(order) for k, o in explicit.items()}
-    if (changed := _apply_recipe(cfg, layer)) and path:
+    if (replaced := _apply_recipe(cfg, layer)) and path:
         notes.append(f"recipe {cfg.recipe!r} of {recipe_method(cfg)} on {cfg.dataset} (docs/protocols.md) "
-                     f"replaces the values of earlier files: {changed}")
+                     f"replaces the values of earlier files: {replaced}")
+    if trained := trained_overrides(cfg, changed):  # names the run's folder (util/engine/runtime.py)
+        dict.__setitem__(cfg, "_trained_overrides", trained)
     return cfg
 
 
@@ -585,6 +591,18 @@ def _apply_recipe(cfg: Config, layer: dict[str, int]) -> str:
             dict.__setitem__(cfg, k, recipe[k].value)
     _check_sizes(cfg)
     return ", ".join(replaced)
+
+
+# variant keys that change only how a trained model is tested, not what is trained
+TEST_TIME_VARIANTS = ("mmt_enhance_test", "bam_output")
+
+
+def trained_overrides(cfg: Config, changed: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The command-line overrides that change what is trained (variant keys that matter for
+    `cfg`, set to another value than the file's), sorted by key: they name the run's own
+    experiment folder (docs/training.md, 'Where a run writes')."""
+    keys = set(variant_keys(cfg)) - set(TEST_TIME_VARIANTS)
+    return sorted((k, v) for k, v in changed.items() if k in keys)
 
 
 def _finish(cfg: Config, explicit: dict[str, str]) -> None:

@@ -19,12 +19,16 @@ FORMAT = "ntrenet-checkpoint-v1"
 
 def save_checkpoint(path: str, *, model: torch.nn.Module, optimizer, epoch: int, iteration: int,
                     best_miou: float, cfg: dict, extra: dict | None = None) -> None:
-    """Temp file + fsync + rename: a crash mid-write never leaves a truncated checkpoint."""
+    """Temp file + fsync + rename: a crash mid-write never leaves a truncated checkpoint.
+    `optimizer` None writes what testing needs only (best.pth: the weights without the
+    optimiser's moments, which are twice the model's size under AdamW; last.pth resumes)."""
     state = {
-        "format": FORMAT, "model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+        "format": FORMAT, "model": _unwrap(model).state_dict(),
         "epoch": epoch, "iteration": iteration, "best_miou": best_miou, "rng": rng_state(),
         "config": {k: v for k, v in cfg.items() if not k.startswith("_")},
     }
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
     state.update(extra or {})
     if bad := nonfinite_tensors(state["model"]):
         raise UserError(f"training diverged by iteration {iteration}: {len(bad)} weight tensor(s) hold NaN or "
@@ -67,6 +71,10 @@ def load_training_state(path: str, cfg: dict | None = None) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a checkpoint written by train.py, so it cannot be resumed; "
                         "use `weight FILE` to initialise from it instead")
+    if "optimizer" not in state:
+        last = os.path.join(os.path.dirname(path), "last.pth")
+        raise UserError(f"{path} holds the weights for testing only (no optimiser state), so it cannot be "
+                        f"resumed: resume from {last}, or start a new run from it with `weight {path}`")
     if cfg is not None and (bad := resume_conflicts(state.get("config", {}), cfg)):
         raise UserError(f"cannot resume {path}: the config changes what this run trains: {'; '.join(bad)}. "
                         "Resume with the checkpoint's values (they are in its result/config.yaml), or start "

@@ -16,6 +16,7 @@ from model.ifsl import fscs_predict
 from util.data.benchmarks import fold_classes, get_benchmark
 from util.engine import distributed
 from util.engine.guard import write_atomic
+from util.engine.provenance import provenance, refuse_silent_replace, test_protocol
 from util.engine.precision import Precision
 from util.errors import UserError
 from util.evaluation.fscs import FSCSMeter, predict_at_original
@@ -76,6 +77,8 @@ def test_fscs(cfg, net: torch.nn.Module, weight: str, precision: Precision, worl
     """test.py for FS-CS: every seed's metrics, mean ± std; rank 0 writes the results (returns their stem)."""
     if cfg.vis or cfg.baselines:
         log.warning("vis and baselines are binary-episode tools: not produced for FS-CS (ifsl true)")
+    stem = os.path.join(os.path.dirname(os.path.abspath(weight)), f"results_way{cfg.way}_shot{cfg.shot}")
+    refuse_silent_replace(stem, cfg, precision.name)
     runs = []
     for i in range(cfg.seeds):
         loader = build_loader(cfg, "test", world.rank, world.size, test_seed=cfg.test_seed + i)
@@ -87,14 +90,25 @@ def test_fscs(cfg, net: torch.nn.Module, weight: str, precision: Precision, worl
         return None
     summary = {k: {"mean": statistics.fmean(r[k] for r in runs),
                    "std": statistics.pstdev([r[k] for r in runs]) if len(runs) > 1 else None} for k in FSCS_HEADLINE}
-    stem = os.path.join(os.path.dirname(os.path.abspath(weight)), f"results_way{cfg.way}_shot{cfg.shot}")
     record = {"config": {k: v for k, v in cfg.items() if not k.startswith("_")}, "weight": weight, "task": "fscs",
-              "precision": precision.name, "metrics": runs[0], "seeds": runs, "summary": summary}
+              "precision": precision.name, "protocol": test_protocol(cfg, precision.name), "provenance": provenance(),
+              "metrics": runs[0], "seeds": runs, "summary": summary}
     write_atomic(stem + ".json", json.dumps(record, indent=1))
     write_atomic(stem + ".md", fscs_markdown(cfg, weight, runs, summary))
     log.info("FS-CS %d-way %d-shot fold %d: %s", cfg.way, cfg.shot, cfg.split,
              ", ".join(f"{FSCS_DISPLAY[k]} {_fmt(summary[k])}" for k in FSCS_HEADLINE))
+    if (verdict := segments_nothing(summary["miou"]["mean"])) is not None:
+        log.warning(verdict)
     return stem
+
+
+def segments_nothing(miou: float) -> str | None:
+    """FS-CS mIoU below 0.01 means no query pixel is ever given its class: the model predicts
+    'nothing present' everywhere, whatever its ER (docs/fscs.md)."""
+    if miou >= 0.01:
+        return None
+    return (f"FS-CS mIoU {miou:.2f}: the model segments no class in any query (it predicts background "
+            "everywhere); it has not learned segmentation yet: train longer (docs/fscs.md)")
 
 
 def _fmt(stat: dict) -> str:

@@ -2,6 +2,7 @@
 never loses an earlier run that it was asked to replace but could not."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import filecmp
@@ -67,6 +68,8 @@ class OutputClaim:
         self.folder, self.previous = folder, None
         self.saved = False
         self.new_run = False  # the folder held no run when claimed (or held one that was set aside)
+        self.created = not os.path.exists(folder)  # removed again if the run fails before it starts
+        self.started = False  # set by the caller once the run does work (its first training step)
         self._lock_file = self._lock()
         try:
             self._recover()
@@ -81,7 +84,7 @@ class OutputClaim:
                 self._set_aside(found)
             self.new_run = not resume
         except BaseException:
-            self.release()
+            self.release(failed=True)
             raise
 
     def _lock(self):
@@ -176,8 +179,10 @@ class OutputClaim:
             except OSError as e:
                 log.warning("could not remove %s of the stopped run (%s)", path, e.strerror or e)
 
-    def release(self) -> None:
-        """At exit: put back a replaced run if no checkpoint replaced it, then unlock."""
+    def release(self, failed: bool = False) -> None:
+        """At exit: put back a replaced run if no checkpoint replaced it, then unlock (the lock
+        file goes too). A run that `failed` before it started, in a folder it created, leaves
+        no folder behind."""
         if self.previous:
             self._restore()
             log.warning("the new run stopped before its first checkpoint: the previous run in %s is restored",
@@ -185,8 +190,12 @@ class OutputClaim:
         elif self.new_run and not self.saved:
             self._forget_unsaved()
         if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(self.folder, LOCK))
             self._lock_file.close()
             self._lock_file = None
+        if failed and self.created and not self.started and not run_artifacts(self.folder):
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _move(src: str, dst: str) -> None:

@@ -35,17 +35,21 @@ BASELINES: dict[str, Callable[[dict], torch.Tensor]] = {"all_foreground": all_fo
                                                         "prior_only": prior_only}
 
 
-def below_trivial(miou: float | None, base: dict[str, dict]) -> str | None:
+def below_trivial(miou: float | None, base: dict[str, dict], target: str = "") -> str | None:
     """One line when the model scores no better than a trivial predictor (None otherwise): a
-    run too short to learn looks like a working one unless it is said."""
+    run too short to learn looks like a working one unless it is said. On a cross-domain
+    `target` the likely cause is the domain shift, not the training length, and the line says so."""
     scored = {name: m["miou"] for name, m in base.items() if m.get("miou") is not None}
     if miou is None or not scored:
         return None
     name, best = max(scored.items(), key=lambda kv: kv[1])
     if miou > best:
         return None
-    return (f"mIoU {miou:.2f} is not above the trivial predictor {name} ({best:.2f}): the model has not learned "
-            "this task yet; train longer (docs/training.md, 'The smallest run that learns')")
+    head = f"mIoU {miou:.2f} is not above the trivial predictor {name} ({best:.2f})"
+    if target:
+        return (f"{head} on {target}, a domain the model was not trained on: the domain shift defeats it "
+                "(compare its in-domain test; docs/cross_domain.md)")
+    return f"{head}: the model has not learned this task yet; train longer (docs/training.md, 'The smallest run that learns')"
 
 
 def _forward_maps(net: torch.nn.Module, b: dict, need_maps: bool, precision: Precision) -> dict:

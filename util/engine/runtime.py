@@ -70,13 +70,25 @@ def set_rng_state(state: dict) -> None:
 def experiment_dir(cfg) -> str:
     """exp/<dataset>/<exp>, the experiment name being the config name without the dataset
     prefix (PFENet: `train.sh pascal split0_resnet50` -> exp/pascal/split0_resnet50), with
-    `_<K>shot` appended for K > 1 so 1- and 5-shot runs never share a folder."""
+    `_<K>shot` appended for K > 1 so 1- and 5-shot runs never share a folder, and each
+    command-line override that changes what is trained appended as `_key-value` (sorted by key:
+    `model pfenet` -> split0_resnet50_model-pfenet), so a variant never writes into another
+    variant's folder. `save_path` wins over all of it."""
     if cfg.save_path:
         return cfg.save_path
     stem = os.path.splitext(os.path.basename(cfg.get("_config_path") or "default"))[0]
     prefix = f"{cfg.dataset}_"
     name = stem[len(prefix):] if stem.startswith(prefix) else stem
-    return os.path.join("exp", cfg.dataset, name + (f"_{cfg.shot}shot" if cfg.shot != 1 else ""))
+    name += f"_{cfg.shot}shot" if cfg.shot != 1 else ""
+    name += "".join(f"_{k}-{_name_part(v)}" for k, v in cfg.get("_trained_overrides", ()))
+    return os.path.join("exp", cfg.dataset, name)
+
+
+def _name_part(value) -> str:
+    """A config value as part of a folder name: lists joined by commas, booleans lower case."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(_name_part(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value).replace(os.sep, "_")
 
 
 def config_args(argv: list[str] | None, doc: str) -> argparse.Namespace:
@@ -166,11 +178,19 @@ def run_cli(main: Callable[[list[str] | None], int]) -> None:
         code = main(None)
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
+        _to_log_files(f"error: {e}")
         code = 2
     except KeyboardInterrupt as e:
         sys.stderr.write(f"interrupted: {e}\n" if str(e) else "interrupted\n")
         code = 130
     sys.exit(code or 0)
+
+
+def _to_log_files(message: str) -> None:
+    """The run's log file (if one is open) ends with the error the console showed."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and os.path.exists(handler.baseFilename):
+            handler.emit(logging.LogRecord("error", logging.ERROR, __file__, 0, message, None, None))
 
 
 def enable_determinism() -> None:

@@ -152,9 +152,11 @@ def _write_text(path: str, text: str) -> None:
 
 
 def generate_toy(out_dir: str, lists_dir: str | None = "lists/toy", *, n_train: int = 3000, n_val: int = 600,
-                 seed: int = 0, min_side: int = 96, max_side: int = 160, workers: int | None = None) -> None:
+                 seed: int = 0, min_side: int = 96, max_side: int = 160, workers: int | None = None,
+                 reuse: bool = True) -> None:
     """Write the toy tree to out_dir (built in a temporary folder, renamed when complete) with
-    train.txt / val.txt inside it and, if lists_dir is given, copies there."""
+    train.txt / val.txt inside it and, if lists_dir is given, copies there. With `reuse`, a tree
+    made by the same generator with the same options is kept untouched."""
     if not (16 <= min_side <= max_side) or n_train < 1 or n_val < 1:
         raise UserError(f"toy sizes: need 16 <= min_side <= max_side (got {min_side}, {max_side}) "
                         f"and at least one train and one val image (got {n_train}, {n_val})")
@@ -162,6 +164,11 @@ def generate_toy(out_dir: str, lists_dir: str | None = "lists/toy", *, n_train: 
         raise UserError(f"'{out_dir}' is a file, not a folder: pick another --out (data_root) for the toy data")
     if os.path.isdir(out_dir) and not os.path.isfile(os.path.join(out_dir, MARKER)):
         raise UserError(f"'{out_dir}' exists and is not a toy dataset (no {MARKER}): pick another --out or remove it")
+    params = dict(version=VERSION, n_train=n_train, n_val=n_val, seed=seed, min_side=min_side, max_side=max_side)
+    if reuse and _marker(out_dir) == params:  # the same tree is already there: idempotent, nothing rewritten
+        log.info("toy data at %s is current (same generator and options): kept as it is", out_dir)
+        _copy_lists(out_dir, lists_dir)
+        return
     if lists_dir:
         check_generated([os.path.join(lists_dir, n) for n in ("train.txt", "val.txt")], f"toy data for {out_dir}")
     replace = os.path.isdir(out_dir)  # an earlier toy tree: regenerate it
@@ -174,9 +181,22 @@ def generate_toy(out_dir: str, lists_dir: str | None = "lists/toy", *, n_train: 
         lines = pool.map(_write_one, jobs, chunksize=16)
     _write_text(os.path.join(tmp, "train.txt"), "".join(lines[:n_train]))
     _write_text(os.path.join(tmp, "val.txt"), "".join(lines[n_train:]))
-    params = dict(version=VERSION, n_train=n_train, n_val=n_val, seed=seed, min_side=min_side, max_side=max_side)
     _write_text(os.path.join(tmp, MARKER), json.dumps(params, indent=1) + "\n")
     _install(tmp, out_dir, replace)
+    _copy_lists(out_dir, lists_dir)
+
+
+def _marker(root: str) -> dict | None:
+    """The options recorded in root's marker (None when unreadable or absent)."""
+    try:
+        with open(os.path.join(root, MARKER)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _copy_lists(out_dir: str, lists_dir: str | None) -> None:
+    """The tree's lists into lists_dir, each rewritten only if its content changed."""
     for name in ("train.txt", "val.txt") if lists_dir else ():
         _write_list(os.path.join(lists_dir, name), os.path.join(out_dir, name))
 

@@ -40,7 +40,7 @@ def generate_toy_shift(out_dir: str, lists_dir: str | None, *, n_val: int = 600,
     """Test images of the second domain under out_dir (val.txt; one unused training image), the
     list copied to lists_dir/test.txt."""
     generate_toy(out_dir, None, n_train=1, n_val=n_val, seed=seed, min_side=min_side, max_side=max_side,
-                 workers=workers)
+                 workers=workers, reuse=False)  # re-styled in place below: always from fresh images
     with open(os.path.join(out_dir, "val.txt")) as f:
         lines = f.read().split("\n")[:-1]
     for i, line in enumerate(lines):

@@ -19,6 +19,7 @@ from util.report.protocol import protocol_table
 from util.report.recall import recall_tables
 from util.report.page import check_target, render_page
 from util.report.render import Table, render_csv, render_markdown
+from util.report.sources import sources_table
 from util.report.tables import build_tables
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,13 @@ def collect_tables(root: str | os.PathLike) -> list[Table]:
     """Every table the results files under root support (the Markdown, CSV and HTML reports' tables)."""
     paths = find_results(root)
     fscs = [p for p in paths if is_fscs(p)]  # FS-CS results have their own tables (docs/fscs.md)
-    results = dedupe([load_result(p) for p in paths if p not in fscs])
+    results, superseded = dedupe([load_result(p) for p in paths if p not in fscs])
     # BAM runs have their own tables (util/report/bam.py), target results theirs (cross_domain.py)
     own = [r for r in results if not r.target]
     tables = (build_tables([r for r in own if not is_bam(r)]) + bam_tables(own) + gfss_tables(root)
               + cross_domain_tables([r for r in results if r.target]) + fscs_tables([load_fscs(p) for p in fscs])
               + recall_tables(root) + protocol_table(results))
+    tables.append(sources_table(root, results, [(r.path, why) for r, why in superseded]))
     return tables
 
 

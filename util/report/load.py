@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Sequence
 
 from model.methods import get_method
 from util.config import SCHEMA, variant_keys
+from util.engine.provenance import test_protocol
 from util.errors import UserError
 from util.evaluation.metrics import HEADLINE
 from util.report.protocol import departures
@@ -139,6 +140,8 @@ class Result:
     miou_std: float | None = None
     target: str = ""  # the benchmark tested on when it is not `dataset` (a cross-domain test)
     departures: tuple[str, ...] = ()  # how the test departs from the published protocol (report/protocol.py)
+    protocol: dict | None = None  # episodes, seeds, size, ... the figures were measured under
+    trained: dict | None = None  # the run's other config values (training length, rates, ...)
 
     @property
     def key(self) -> tuple:
@@ -196,7 +199,7 @@ def load_result(path: Path) -> Result:
                       pick["fbiou"],
                       pick["precision"], None if single else _opt_float(std.get("miou")),
                       "" if cfg.get("target") in (None, "", vals["dataset"]) else str(cfg["target"]),
-                      departures(cfg, precision))
+                      departures(cfg, precision), data.get("protocol") or test_protocol(cfg), cfg)
     except (TypeError, ValueError) as e:
         raise UserError(f"{path}: a value has the wrong type ({e}); re-run test.sh for that experiment "
                         "or move the file out of the folder") from None
@@ -206,15 +209,34 @@ def _opt_float(v) -> float | None:
     return None if v is None else float(v)
 
 
-def dedupe(results: Sequence[Result]) -> list[Result]:
-    """Keep the newest file per (dataset, backbone, shot, split, variant), warning on repeats."""
+# config keys that never change a figure: where files are, how the run was watched
+NOT_RUN_DEFINING = frozenset({"save_path", "resume", "weight", "overwrite", "data_root", "initmodel_dir", "device",
+                              "num_workers", "print_freq", "image_every", "val_every", "save_every_iters",
+                              "vis", "baselines", "train_list", "val_list", "target_root", "target_list"})
+
+
+def config_differences(a: Result, b: Result) -> list[str]:
+    """`key a -> b` for every run-defining config value in which two results differ."""
+    ca, cb = a.trained or {}, b.trained or {}
+    keys = sorted((set(ca) | set(cb)) - NOT_RUN_DEFINING)
+    return [f"{k} {ca.get(k)!r} -> {cb.get(k)!r}" for k in keys if ca.get(k) != cb.get(k)]
+
+
+def dedupe(results: Sequence[Result]) -> tuple[list[Result], list[tuple[Result, str]]]:
+    """The newest file per (dataset, backbone, shot, split, variant, target), and every other
+    file with why it was skipped (the kept file, and how their configs differ): runs whose
+    variant keys differ never share a key, so they are never merged."""
     best: dict[tuple, Result] = {}
+    skipped: list[tuple[Result, str]] = []
     for r in sorted(results, key=lambda r: (r.mtime, str(r.path))):
         if r.key in best:
-            log.warning("%s and %s hold the same experiment (%s %s %d-shot split %d %s): using the newer %s",
-                        best[r.key].path, r.path, r.dataset, r.backbone, r.shot, r.split,
-                        r.variant.label(), r.path)
+            old = best[r.key]
+            differ = config_differences(old, r)
+            why = f"the same experiment (one table cell) as the newer {r.path}" + (
+                f" (differs in {', '.join(differ)})" if differ else "")
+            log.warning("%s skipped: %s", old.path, why)
+            skipped.append((old, why))
         best[r.key] = r
-    return sorted(best.values(), key=lambda r: r.key[:4] + (r.variant.label(),))
+    return sorted(best.values(), key=lambda r: r.key[:4] + (r.variant.label(),)), skipped
 
 
