@@ -78,7 +78,7 @@ def test_a_crash_during_the_set_aside_is_undone_without_losing_the_unmoved_check
             raise KeyboardInterrupt  # as if killed here; no restore runs after a real kill
         real(src, dst)
     monkeypatch.setattr(guard, "_move", dies)
-    monkeypatch.setattr(guard.OutputClaim, "release", lambda self: self._lock_file.close())
+    monkeypatch.setattr(guard.OutputClaim, "release", lambda self, failed=False: self._lock_file.close())
     with pytest.raises(KeyboardInterrupt):
         claim_output_dir(str(tmp_path), resume="", overwrite=True)
     monkeypatch.undo()

@@ -94,9 +94,10 @@ def test_page_structure(results, tmp_path):
     assert report.main([str(results), "--html", str(out)]) == 0
     page = Page(out.read_text())
     assert page.headings == ["Runs", "Tables", "Table 1 (PASCAL-5i): class mIoU per fold, mean, FB-IoU",
-                             "Table 3 (module ablation): pascal, ResNet-50, 1-shot", "Per-class IoU",
+                             "Table 3 (module ablation): pascal, ResNet-50, 1-shot",
+                             "Sources: the folder and protocol of every result above", "Per-class IoU",
                              "Training curves", "Qualitative results", "pascal fold 0, 1-shot"]
-    assert page.tables == 4  # runs, Tables 1 and 3 (as the Markdown report), grid
+    assert page.tables == 5  # runs, Tables 1 and 3 and the sources (as the Markdown report), grid
     # one bar chart (both runs share pascal fold 0 1-shot) + curves loss/main, lr, val/miou
     assert page.figures == 4
     # 4 charts + grid: 3 episodes x (support, query, 2 runs)
@@ -191,7 +192,7 @@ def test_results_alone_give_a_page_that_says_what_is_missing(tmp_path):
     out = tmp_path / "p.html"
     assert report.main([str(tmp_path), "--html", str(out)]) == 0
     page = Page(out.read_text())
-    assert page.figures == 0 and not page.pngs and page.tables == 2  # runs + the toy's table
+    assert page.figures == 0 and not page.pngs and page.tables == 3  # runs + the toy's table + sources
     assert "train.py writes them to &lt;run&gt;/tb" in out.read_text() and "test with `vis N`" in out.read_text()
 
 

@@ -554,11 +554,11 @@ def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Con
         dict.__setitem__(cfg, "_notes", notes)
     changed: dict[str, Any] = {}
     for k, v in parse_overrides(list(overrides or [])):
-        before = cfg[k]
-        dict.__setitem__(cfg, k, coerce(k, v, "command line"))
+        value = coerce(k, v, "command line")  # an unknown key is an error here, naming the closest
+        if value != cfg[k]:
+            changed[k] = value
+        dict.__setitem__(cfg, k, value)
         explicit[k] = "command line"
-        if cfg[k] != before:
-            changed[k] = cfg[k]
     for k, v in TRAINING_REFERENCES[cfg.training_reference].items():
         if k not in explicit:
             dict.__setitem__(cfg, k, v)

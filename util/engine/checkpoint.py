@@ -73,8 +73,9 @@ def load_training_state(path: str, cfg: dict | None = None) -> dict:
                         "use `weight FILE` to initialise from it instead")
     if "optimizer" not in state:
         last = os.path.join(os.path.dirname(path), "last.pth")
-        raise UserError(f"{path} holds the weights for testing only (no optimiser state), so it cannot be "
-                        f"resumed: resume from {last}, or start a new run from it with `weight {path}`")
+        elsewhere = f"resume from {last}, or " if os.path.basename(path) != "last.pth" else ""
+        raise UserError(f"cannot resume {path}: it holds no optimizer state (the weights for testing only): "
+                        f"{elsewhere}start a new run from its weights with `weight {path}`")
     if cfg is not None and (bad := resume_conflicts(state.get("config", {}), cfg)):
         raise UserError(f"cannot resume {path}: the config changes what this run trains: {'; '.join(bad)}. "
                         "Resume with the checkpoint's values (they are in its result/config.yaml), or start "
