@@ -636,6 +636,10 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError(f"rotate_min {cfg.rotate_min} > rotate_max {cfg.rotate_max}: swap them")
     if cfg.weak:
         _check_weak(cfg)
+    if cfg.ifsl and cfg.target and cfg.target != cfg.dataset:
+        raise ConfigError(f"ifsl true with target {cfg.target}: FS-CS is tested in-domain only (iFSL's protocol; "
+                          f"its scores on {cfg.target} would be in-domain {cfg.dataset} figures): remove `target`, "
+                          f"or set ifsl false for the cross-domain test (docs/cross_domain.md)")
 
 
 def _check_weak(cfg: Config) -> None:
