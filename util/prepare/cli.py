@@ -53,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def prepare(args: argparse.Namespace) -> dict[str, int]:
-    """Run the source module the subcommand names (imported on demand: COCO needs pycocotools)."""
+    """Run the source module the subcommand names (imported on demand: COCO needs pycocotools),
+    once the folders it writes are known to be writable folders (nothing is half written)."""
+    from util.prepare.common import check_out_folder
+    check_out_folder(args.out, "--out")
+    if args.lists:
+        check_out_folder(args.lists, "--lists")
     if args.dataset == "pascal":
         from util.prepare.pascal import prepare_pascal
         return prepare_pascal(args.voc, args.sbd, args.out, args.lists, train_list=args.train_list,
