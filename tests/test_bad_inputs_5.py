@@ -297,8 +297,8 @@ def test_a_finished_run_with_its_own_files_has_nothing_to_do(finished, tmp_path)
 
 def test_a_finished_run_given_another_architectures_weight_is_refused(finished, tmp_path):
     folder, keys, last = finished
-    other = checkpoint(folder / "resnet.pth", "config/toy/toy_split0_resnet50.yaml", keys)
-    with pytest.raises(UserError, match=r"resnet.pth \(own checkpoint\) does not fit this model"):
+    other = checkpoint(folder / "scnet.pth", "config/toy/toy_split0_vgg_scnet.yaml", keys)
+    with pytest.raises(UserError, match=r"scnet.pth \(own checkpoint\) does not fit this model"):
         train.main(["--config", CFG, *keys, "resume", str(last), "weight", str(other), "save_path", str(tmp_path)])
 
 
