@@ -272,6 +272,16 @@ def validate(run: Run, last: bool = False) -> float:
     return metrics["miou"]
 
 
+def check_finished_run(cfg, resumed: dict) -> None:
+    """A finished run stops with `nothing to do`, but only once its `resume` and `weight` files
+    were loaded into this config's network, as a run that trains would: another architecture's
+    checkpoint is one error, never an exit 0 that never read it."""
+    net = build_model(cfg.replace(pretrained=False))  # both files hold the backbone: none is read
+    if cfg.weight:
+        load_weights(net, cfg.weight)
+    restore(cfg.resume, resumed, {"model": net})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = config_args(argv, __doc__)
     cfg = load_config(args.config, args.opts)
@@ -301,6 +311,7 @@ def _train(cfg, world: World, device: torch.device, out: str, claim: OutputClaim
                   first=precision.log_lines() + precision.for_evaluation().log_lines()[:1])
     resumed = load_training_state(cfg.resume, cfg) if cfg.resume else None
     if resumed is not None and resumed["epoch"] >= cfg.epochs:
+        check_finished_run(cfg, resumed)
         log.warning("nothing to do: %s has already trained %d epoch(s), and epochs is %d; raise `epochs` to "
                     "train longer (the poly schedule is then stretched over the new total)", cfg.resume,
                     resumed["epoch"], cfg.epochs)

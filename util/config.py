@@ -636,6 +636,24 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError(f"rotate_min {cfg.rotate_min} > rotate_max {cfg.rotate_max}: swap them")
     if cfg.weak:
         _check_weak(cfg)
+    if cfg.ifsl and cfg.target and cfg.target != cfg.dataset:
+        raise ConfigError(f"ifsl true with target {cfg.target}: FS-CS is tested in-domain only (iFSL's protocol; "
+                          f"its scores on {cfg.target} would be in-domain {cfg.dataset} figures): remove `target`, "
+                          f"or set ifsl false for the cross-domain test (docs/cross_domain.md)")
+    if cfg.ifsl:
+        _check_way(cfg)
+
+
+def _check_way(cfg: Config) -> None:
+    """An N-way FS-CS episode draws N distinct test classes (iFSL's protocol): a fold or a
+    benchmark with fewer (a one-class benchmark such as Chest X-ray) is refused at load."""
+    from util.data.benchmarks import get_benchmark
+    bench = get_benchmark(cfg.dataset)
+    classes = bench.fold_classes(cfg, "test")
+    if cfg.way > len(classes):
+        raise ConfigError(f"way {cfg.way}: {cfg.way}-way episodes need {cfg.way} classes, but {bench.name} fold "
+                          f"{cfg.split} tests {len(classes)} ({', '.join(bench.class_name(c) for c in classes)}): "
+                          f"set way to at most {len(classes)}")
 
 
 def _check_weak(cfg: Config) -> None:

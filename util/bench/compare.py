@@ -32,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from model import build_model
 from model.convert import to_official
 from util.bench.release import build_release, load_release
+from util.cliargs import int_in
 from util.bench.speed import episode, eval_batch, matmul_gflops, timed, train_step
 from util.config import load_config
 from util.engine.precision import NATIVE_BF16_FLAGS, Precision, cpu_flags
@@ -345,8 +346,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reference", help="checkout of the released NTRENet code (omit: this project only)")
     p.add_argument("--config", default=DEFAULT_CONFIG)
-    p.add_argument("--rounds", type=int, default=7, help="timed rounds (each runs every variant once)")
-    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--rounds", type=int_in(1, 1000), default=7, help="timed rounds (each runs every variant once)")
+    p.add_argument("--warmup", type=int_in(0, 1000), default=1)
     p.add_argument("--variant", action="append", default=[], metavar="'NAME: key=value ...'",
                    help="also time this project with these overrides (repeatable), e.g. "
                         "--variant 'fast: cap_bins=true prior_foreground_only=true'")

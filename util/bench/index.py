@@ -18,6 +18,7 @@ from multiprocessing import Pool
 import cv2
 import numpy as np
 
+from util.cliargs import int_in, workers as workers_type
 from util.data.index import build_class_index
 
 
@@ -57,9 +58,9 @@ def timed_build(list_path: str, root: str, workers: int | None) -> tuple[float, 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Benchmark the cold and warm class-index build.")
-    p.add_argument("--labels", type=int, default=3000, help="labels to generate")
-    p.add_argument("--side", type=int, default=500, help="label width (height is 3/4 of it)")
-    p.add_argument("--workers", type=int, default=None, help="index worker processes (default: all cores)")
+    p.add_argument("--labels", type=int_in(1, 1_000_000), default=3000, help="labels to generate")
+    p.add_argument("--side", type=int_in(8, 8192), default=500, help="label width (height is 3/4 of it)")
+    p.add_argument("--workers", type=workers_type(), default=None, help="index worker processes (default: all cores)")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench_index_") as root:
         list_path = make_tree(root, a.labels, a.side, a.workers)

@@ -16,6 +16,7 @@ import time
 import torch
 
 from model import build_model
+from util.cliargs import int_in
 from util.config import load_config
 from util.data.loader import build_loader
 from util.engine.runtime import seed_everything
@@ -60,8 +61,8 @@ def run(cfg, iters: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="config/toy/toy_split0_resnet50.yaml")
-    p.add_argument("--iters", type=int, default=1000)
-    p.add_argument("--size", type=int, default=33, help="train crop (tiny: the point is memory, not speed)")
+    p.add_argument("--iters", type=int_in(1, 10_000_000), default=1000)
+    p.add_argument("--size", type=int_in(9, 4097), default=33, help="train crop (tiny: the point is memory, not speed)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
     args = p.parse_args(argv)
     base = ["train_h", str(args.size), "train_w", str(args.size), "batch_size", "2", "pcl_bank_size", "50",

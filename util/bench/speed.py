@@ -22,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from model import build_model
+from util.cliargs import int_in
 from util.config import load_config
 from util.engine.precision import Precision, memory_format
 from util.engine.runtime import resolve_device, seed_everything
@@ -121,9 +122,9 @@ def _count_flops(fn) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True)
-    p.add_argument("--steps", type=int, default=5, help="timed training steps after warm-up")
-    p.add_argument("--episodes", type=int, default=10, help="timed evaluation batches after warm-up")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int_in(1, 100_000), default=5, help="timed training steps after warm-up")
+    p.add_argument("--episodes", type=int_in(1, 100_000), default=10, help="timed evaluation batches after warm-up")
+    p.add_argument("--warmup", type=int_in(0, 10_000), default=2)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
     args = p.parse_args(argv)
     cfg = load_config(args.config, list(args.opts) + ["pretrained", "false"])

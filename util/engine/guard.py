@@ -70,10 +70,14 @@ class OutputClaim:
         self.new_run = False  # the folder held no run when claimed (or held one that was set aside)
         self.created = not os.path.exists(folder)  # removed again if the run fails before it starts
         self.started = False  # set by the caller once the run does work (its first training step)
+        killed = os.path.isfile(os.path.join(folder, LOCK))  # a lock file left behind: its run was killed
         self._lock_file = self._lock()
         try:
-            self._recover()
+            if self._recover():
+                killed = False  # the folder holds the restored old run, not the killed one's files
             found = run_artifacts(folder)
+            if found and not resume and killed:
+                found = _forget_killed(folder, found)
             if found and not resume:
                 if not overwrite:
                     shown = ", ".join(os.path.relpath(p, folder) for p in found[:3])
@@ -111,24 +115,26 @@ class OutputClaim:
             log.warning("could not write the owner into %s (%s)", path, e.strerror or e)
         return f
 
-    def _recover(self) -> None:
-        """Writes a crash interrupted: temp checkpoints, and a set-aside run never restored."""
+    def _recover(self) -> bool:
+        """Writes a crash interrupted: temp checkpoints, and a set-aside run never restored (True
+        when one was put back)."""
         for tmp in glob.glob(os.path.join(self.folder, "model", ".tmp_*")):
             os.remove(tmp)
             log.warning("removed %s, a checkpoint write interrupted by a crash", tmp)
         previous = os.path.join(self.folder, PREVIOUS)
         if not os.path.isdir(previous):
-            return
+            return False
         moved = _files_under(previous)
         found = _read_found(previous, moved)
         new = [n for n in ("model/last.pth", "model/best.pth")
                if os.path.isfile(os.path.join(self.folder, n)) and (n in moved or n not in found)]
         if new:
             shutil.rmtree(previous)  # the replacing run got as far as a checkpoint: it stands
-        else:
-            self.previous = previous
-            self._restore()
-            log.warning("restored the run in %s that an overwrite had set aside before it crashed", self.folder)
+            return False
+        self.previous = previous
+        self._restore()
+        log.warning("restored the run in %s that an overwrite had set aside before it crashed", self.folder)
+        return True
 
     def _set_aside(self, found: list[str]) -> None:
         """Move the old run into PREVIOUS, one file at a time. The list of what is to move is written
@@ -213,6 +219,20 @@ def _move(src: str, dst: str) -> None:
         os.remove(dst)
         raise OSError(errno.EIO, f"the copy of {src} differs from it")
     os.remove(src)
+
+
+def _forget_killed(folder: str, found: list[str]) -> list[str]:
+    """A run killed (SIGKILL, power loss) before its first checkpoint left only event files: they
+    hold no work to resume, so they go and the same command starts the run again, as a run stopped
+    by Ctrl-C or an error allows. A checkpoint or a result keeps everything (resume or overwrite)."""
+    events = [p for p in found if os.path.basename(os.path.dirname(p)) == "tb"]
+    if len(events) != len(found):
+        return found
+    for path in events:
+        os.remove(path)
+    log.warning("removed %d event file(s) in %s of a run that was killed before its first checkpoint; "
+                "starting it again", len(events), os.path.join(folder, "tb"))
+    return []
 
 
 def _files_under(folder: str) -> set[str]:

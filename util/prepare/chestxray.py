@@ -14,7 +14,7 @@ from util.prepare.masks import LABELS, LabelJob, finish_target, link_source
 
 
 def prepare_chestxray(src: Path, out: Path, lists: Path, *, binarise: bool = False,
-                      workers: int = 1) -> dict[str, int]:
+                      workers: int = 1, skip_bad: bool = False) -> dict[str, int]:
     """Class maps and the test list of every lung mask with its radiograph."""
     require_dir(src / "CXR_png", "the radiographs (CXR_png/ inside --src)")
     require_dir(src / "masks", "the lung masks (masks/ inside --src)")
@@ -29,4 +29,4 @@ def prepare_chestxray(src: Path, out: Path, lists: Path, *, binarise: bool = Fal
         images.append(f"{prefix}CXR_png/{stem}.png")
     if missing:
         raise missing_error("radiographs of masks", missing, "download the dataset again (images and masks)")
-    return finish_target("Chest X-ray", NAMES, jobs, images, out, lists, workers)
+    return finish_target("Chest X-ray", NAMES, jobs, images, out, lists, workers, skip_bad)

@@ -18,18 +18,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from util.cliargs import workers as workers_type
 from util.errors import UserError
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m util.prepare", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="dataset", required=True)
-    workers = dict(type=_positive_int, default=min(8, os.cpu_count() or 1),
+    workers = dict(type=workers_type(), default=min(8, os.cpu_count() or 1),
                    help="parallel processes (default: min(8, CPUs))")
     pas = sub.add_parser("pascal", help="VOC2012 + SBD -> SegmentationClassAug + lists/pascal")
     pas.add_argument("--voc", type=Path, required=True, help="VOCdevkit/VOC2012")
@@ -59,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def prepare(args: argparse.Namespace) -> dict[str, int]:
-    """Run the source module the subcommand names (imported on demand: COCO needs pycocotools)."""
+    """Run the source module the subcommand names (imported on demand: COCO needs pycocotools),
+    once the folders it writes are known to be writable folders (nothing is half written)."""
+    from util.prepare.common import check_out_folder
+    check_out_folder(args.out, "--out")
+    if args.lists:
+        check_out_folder(args.lists, "--lists")
     if args.dataset == "pascal":
         from util.prepare.pascal import prepare_pascal
         return prepare_pascal(args.voc, args.sbd, args.out, args.lists, train_list=args.train_list,

@@ -43,7 +43,7 @@ def find_sources(coco: Path) -> None:
 
 def load_instances(path: Path) -> dict:
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not part of the json
             data = json.load(f)
     except (OSError, ValueError) as err:
         raise UserError(f"{path}: not a readable json file ({err}); download "

@@ -137,36 +137,67 @@ def remove_stale_tmp(folder: Path) -> int:
     return count
 
 
-def run_parallel(fn: Callable, tasks: Sequence, workers: int, desc: str) -> None:
+def run_parallel(fn: Callable, tasks: Sequence, workers: int, desc: str) -> list:
     """Apply a top-level function to every task with a progress bar; workers <= 1 runs
-    in this process (easier to debug). A UserError raised in a worker reaches the caller."""
+    in this process (easier to debug). A UserError raised in a worker reaches the caller.
+    Returns what the tasks returned other than None (in no particular order)."""
     bar = tqdm(total=len(tasks), desc=desc, unit="img", dynamic_ncols=True)
+    results = []
     try:
         if workers <= 1 or len(tasks) <= 1:
             for task in tasks:
-                fn(task)
+                results.append(fn(task))
                 bar.update()
-            return
-        chunk = max(1, min(64, len(tasks) // (workers * 8)))
-        error = None
-        with Pool(workers) as pool:  # all tasks run: a pool left early with queued tasks can hang
-            for result in pool.imap_unordered(_guarded, [(fn, t) for t in tasks], chunksize=chunk):
-                error = error or result
-                bar.update()
-        if error is not None:
-            raise error
+        else:
+            chunk = max(1, min(64, len(tasks) // (workers * 8)))
+            error = None
+            with Pool(workers) as pool:  # all tasks run: a pool left early with queued tasks can hang
+                for failed, result in pool.imap_unordered(_guarded, [(fn, t) for t in tasks], chunksize=chunk):
+                    error = error or failed
+                    results.append(result)
+                    bar.update()
+            if error is not None:
+                raise error
     finally:
         bar.close()
+    return [r for r in results if r is not None]
 
 
-def _guarded(args: tuple) -> UserError | None:
-    """Run one task in a worker, returning (not raising) its UserError."""
+def _guarded(args: tuple) -> tuple[UserError | None, object]:
+    """Run one task in a worker, returning (not raising) its UserError, with its result."""
     fn, task = args
     try:
-        fn(task)
+        return None, fn(task)
     except UserError as e:
-        return e
-    return None
+        return e, None
+
+
+def check_out_folder(path: Path, flag: str = "--out") -> None:
+    """Before any work: `path` is (or can become) a folder this process may write, so a file
+    or a read-only folder given as --out / --lists is one error and nothing is half written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file, not a folder: pass a folder (it is created if missing)")
+    probe = path
+    while not probe.exists():  # the nearest existing folder decides whether it can be created
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{flag} {path}: {probe} is a file, not a folder: pass another {flag}")
+    if not _writable(probe):
+        raise UserError(f"{flag} {path}: {probe} is not writable (read-only or no permission): make it "
+                        f"writable, or pass another {flag}")
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a file can be created in `folder`, tried for real (os.access says yes to root on a
+    read-only mount)."""
+    probe = folder / f".write-test{TMP_MARK}{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+        return True
+    except OSError:
+        return False
 
 
 def missing_error(kind: str, missing: Iterable[str], hint: str) -> UserError:

@@ -17,7 +17,7 @@ from util.data.benchmarks.deepglobe import COLOURS, NAMES
 from util.errors import UserError
 from util.imagefile import imread
 from util.prepare.common import TMP_MARK, require_dir, remove_stale_tmp, run_parallel
-from util.prepare.masks import LABELS, LabelJob, colour_mask, finish_target
+from util.prepare.masks import LABELS, SKIP_HINT, LabelJob, colour_mask, finish_target, warn_skipped
 
 TILES = "tiles"
 GRID = 6
@@ -46,12 +46,8 @@ def _imwrite_atomic(path: Path, image: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def cut_image(args: tuple[Path, Path, Path]) -> None:
-    """Tiles of one image and mask (skipped when a previous run finished it)."""
-    sat, mask_path, out = args
-    done = out / TILES / f"{sat.stem}{DONE}"
-    if done.exists():
-        return
+def read_pair(sat: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An image and its class map; unreadable files and masks that cannot label the image refused."""
     image = imread(str(sat), cv2.IMREAD_COLOR, "image")
     if image is None:
         raise UserError(f"image '{sat}' is missing or not readable: download Deepglobe again")
@@ -59,6 +55,22 @@ def cut_image(args: tuple[Path, Path, Path]) -> None:
     if label.shape != image.shape[:2]:
         raise UserError(f"mask '{mask_path}' is {label.shape[1]}x{label.shape[0]} but its image is "
                         f"{image.shape[1]}x{image.shape[0]}: download Deepglobe again")
+    return image, label
+
+
+def cut_image(args: tuple[Path, Path, Path, bool]) -> str | None:
+    """Tiles of one image and mask (skipped when a previous run finished it); with --skip-bad,
+    a pair that cannot be read is left out and the reason returned."""
+    sat, mask_path, out, skip_bad = args
+    done = out / TILES / f"{sat.stem}{DONE}"
+    if done.exists():
+        return None
+    try:
+        image, label = read_pair(sat, mask_path)
+    except UserError as e:
+        if skip_bad:
+            return str(e)
+        raise UserError(f"{e}{SKIP_HINT}") from None
     stem = sat.stem[:-len("_sat")]
     for y0, y1, x0, x1, suffix in tile_boxes(*label.shape):
         tile = label[y0:y1, x0:x1]
@@ -66,9 +78,11 @@ def cut_image(args: tuple[Path, Path, Path]) -> None:
             _imwrite_atomic(out / TILES / f"{stem}_{suffix}.jpg", image[y0:y1, x0:x1])
             _imwrite_atomic(out / LABELS / f"{stem}_{suffix}.png", tile)
     done.touch()
+    return None
 
 
-def prepare_deepglobe(src: Path, out: Path, lists: Path, *, workers: int = 1) -> dict[str, int]:
+def prepare_deepglobe(src: Path, out: Path, lists: Path, *, workers: int = 1,
+                      skip_bad: bool = False) -> dict[str, int]:
     """Tiles, class maps and the test list of the Deepglobe land-cover images."""
     require_dir(src, "the Deepglobe land-cover folder holding <id>_sat.jpg and <id>_mask.png (its train/)")
     sats = sorted(src.glob("*_sat.jpg"))
@@ -81,7 +95,8 @@ def prepare_deepglobe(src: Path, out: Path, lists: Path, *, workers: int = 1) ->
     for folder in (TILES, LABELS):
         (out / folder).mkdir(parents=True, exist_ok=True)
         remove_stale_tmp(out / folder)
-    run_parallel(cut_image, [(s, src / s.name.replace("_sat.jpg", "_mask.png"), out) for s in sats], workers, "tiles")
+    pairs = [(s, src / s.name.replace("_sat.jpg", "_mask.png"), out, skip_bad) for s in sats]
+    warn_skipped(run_parallel(cut_image, pairs, workers, "tiles"), "Deepglobe")
     labels = sorted((out / LABELS).glob("*.png"))
     jobs = [LabelJob(lbl, lbl) for lbl in labels]  # written above: finish_target only checks and lists them
     images = [f"{TILES}/{lbl.stem}.jpg" for lbl in labels]

@@ -13,7 +13,8 @@ from util.prepare.common import missing_error, require_dir
 from util.prepare.masks import LABELS, LabelJob, finish_target, link_source
 
 
-def prepare_fss1000(src: Path, out: Path, lists: Path, *, binarise: bool = False, workers: int = 1) -> dict[str, int]:
+def prepare_fss1000(src: Path, out: Path, lists: Path, *, binarise: bool = False, workers: int = 1,
+                    skip_bad: bool = False) -> dict[str, int]:
     """Class maps and the test list of FSS-1000's test classes."""
     require_dir(src, "the FSS-1000 folder (fewshot_data/) holding one folder per class")
     missing = [name for name in NAMES if not (src / name).is_dir()]
@@ -27,4 +28,4 @@ def prepare_fss1000(src: Path, out: Path, lists: Path, *, binarise: bool = False
             jobs.append(LabelJob(image.with_suffix(".png"), out / LABELS / name / f"{image.stem}.png", cls, binarise))
             images.append(f"{prefix}{name}/{image.name}")
         (out / LABELS / name).mkdir(parents=True, exist_ok=True)
-    return finish_target("FSS-1000", NAMES, jobs, images, out, lists, workers)
+    return finish_target("FSS-1000", NAMES, jobs, images, out, lists, workers, skip_bad)

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 LABELS = "labels"  # class maps written under OUT/labels/
 SOURCE_LINK = "source"
+SKIP_HINT = "; or pass --skip-bad to leave out every pair whose mask cannot label its image (each is named)"
 
 
 def read_mask_file(path: Path) -> np.ndarray:
@@ -102,6 +103,7 @@ class LabelJob:
     binarise: bool = False
     palette: tuple = ()  # colour masks: ((r, g, b), class) pairs
     image: Path | None = None  # the image the mask labels: their sizes must agree
+    skip_bad: bool = False  # a mask that cannot label its image leaves the pair out (--skip-bad)
 
 
 def class_map(job: LabelJob) -> np.ndarray:
@@ -119,18 +121,37 @@ def class_map(job: LabelJob) -> np.ndarray:
     return out
 
 
-def write_label(job: LabelJob) -> None:
-    """Write one class map (skipped when present: an interrupted run resumes)."""
-    if not job.target.is_file():
-        write_png_atomic(job.target, class_map(job))
+def write_label(job: LabelJob) -> str | None:
+    """Write one class map (skipped when present: an interrupted run resumes). A mask that cannot
+    label its image is an error naming --skip-bad, or with `job.skip_bad` the reason the pair is
+    left out (returned, nothing written)."""
+    if job.target.is_file():
+        return None
+    try:
+        label = class_map(job)
+    except UserError as e:
+        if job.skip_bad:
+            return str(e)
+        raise UserError(f"{e}{SKIP_HINT}") from None
+    write_png_atomic(job.target, label)
+    return None
 
 
-def write_labels(jobs: Sequence[LabelJob], out: Path, workers: int) -> None:
-    """Every class map, in parallel, into OUT/labels/ (stale temporary files removed first)."""
+def warn_skipped(reasons: Sequence[str], title: str) -> None:
+    """One warning naming every pair --skip-bad left out, with why (a release's known defects,
+    such as FSS-1000's photo saved in place of a mask, stay visible)."""
+    if reasons:
+        log.warning("--skip-bad: %d %s pair(s) left out of the list:\n  %s", len(reasons), title,
+                    "\n  ".join(sorted(reasons)))
+
+
+def write_labels(jobs: Sequence[LabelJob], out: Path, workers: int) -> list[str]:
+    """Every class map, in parallel, into OUT/labels/ (stale temporary files removed first);
+    returns why each pair --skip-bad left out was left out."""
     folder = out / LABELS
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(folder)
-    run_parallel(write_label, list(jobs), workers, "labels")
+    return run_parallel(write_label, list(jobs), workers, "labels")
 
 
 def check_classes(per_class: dict[str, int], what: str) -> None:
@@ -150,17 +171,22 @@ def write_list(lists: Path, pairs: Sequence[tuple[str, str]]) -> Path:
 
 
 def finish_target(title: str, class_names: Sequence[str], jobs: Sequence[LabelJob], images: Sequence[str],
-                  out: Path, lists: Path, workers: int) -> dict[str, int]:
+                  out: Path, lists: Path, workers: int, skip_bad: bool = False) -> dict[str, int]:
     """Write the class maps of a target whose `jobs[i]` labels `images[i]` (a path relative to
-    OUT), then its list, unless a class has too few images (then no list is written)."""
+    OUT), then its list, unless a class has too few images (then no list is written). With
+    `skip_bad`, a pair whose mask cannot label its image is left out of the list, named."""
     if not jobs:
         raise UserError(f"no {title} image with a mask was found: check the folder passed to the command")
-    jobs = [replace(job, image=out / img) for job, img in zip(jobs, images)]
-    write_labels(jobs, out, workers)
-    labels = [job.target for job in jobs]
+    jobs = [replace(job, image=out / img, skip_bad=skip_bad) for job, img in zip(jobs, images)]
+    warn_skipped(write_labels(jobs, out, workers), title)
+    kept = [(job, img) for job, img in zip(jobs, images) if job.target.is_file()]
+    if not kept:
+        raise UserError(f"--skip-bad left no {title} pair: every mask was refused; download the dataset again")
+    images = [img for _, img in kept]
+    labels = [job.target for job, _ in kept]
     check_classes(images_per_class(labels, class_names), title)
     write_list(lists, [(img, os.path.relpath(lbl, out)) for img, lbl in zip(images, labels)])
-    return {"images": len(labels), "classes": len(class_names)}
+    return {"images": len(labels), "classes": len(class_names), "skipped": len(jobs) - len(kept)}
 
 
 def images_per_class(labels: Sequence[Path], class_names: Sequence[str]) -> dict[str, int]:

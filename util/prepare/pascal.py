@@ -20,6 +20,7 @@ from PIL import Image
 from scipy.io.matlab import MatReadError
 
 from util.errors import UserError
+from util.textfile import read_utf8
 from util.prepare.common import (missing_error, remove_stale_tmp, require_dir, require_file, run_parallel,
                           write_lines_atomic, write_png_atomic)
 
@@ -45,7 +46,8 @@ class PascalSources:
 def read_ids(path: Path) -> frozenset:
     """One image id per line (blank lines ignored), as in ImageSets and SBD's txt files."""
     ids = set()
-    for num, line in enumerate(path.read_text().splitlines(), 1):
+    text = read_utf8(str(path), "save the id list as UTF-8 text (or use the release's own file)")
+    for num, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         if len(line.split()) != 1 or "/" in line:
@@ -85,7 +87,8 @@ def read_train_list(path: Path, produced: set) -> list[str]:
     every line must be well formed and name a label this run produces."""
     require_file(path, "a train list with lines 'JPEGImages/<id>.jpg SegmentationClassAug/<id>.png'")
     ids, seen = [], set()
-    for num, line in enumerate(path.read_text().splitlines(), 1):
+    text = read_utf8(str(path), "save the train list as UTF-8 text (or use PFENet's own file)")
+    for num, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         match = LINE_RE.fullmatch(line.strip())

@@ -13,7 +13,8 @@ from util.prepare.masks import LABELS, LabelJob, finish_target, link_source
 PALETTE = (((0, 0, 0), 0),) + tuple((rgb, cls) for cls, rgb in enumerate(COLOURS, 1))
 
 
-def prepare_suim(src: Path, out: Path, lists: Path, *, workers: int = 1) -> dict[str, int]:
+def prepare_suim(src: Path, out: Path, lists: Path, *, workers: int = 1,
+                 skip_bad: bool = False) -> dict[str, int]:
     """Class maps and the test list of one SUIM folder."""
     require_dir(src / "images", "the SUIM images (images/ inside --src, e.g. SUIM/TEST)")
     require_dir(src / "masks", "the SUIM colour masks (masks/ inside --src)")
@@ -28,4 +29,4 @@ def prepare_suim(src: Path, out: Path, lists: Path, *, workers: int = 1) -> dict
         images.append(f"{prefix}images/{image.name}")
     if missing:
         raise missing_error("SUIM masks", missing, "download SUIM again (images/ and masks/ of one folder)")
-    return finish_target("SUIM", NAMES, jobs, images, out, lists, workers)
+    return finish_target("SUIM", NAMES, jobs, images, out, lists, workers, skip_bad)

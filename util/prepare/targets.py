@@ -25,6 +25,9 @@ def add_target_parsers(sub, repo_root: Path, workers: dict) -> None:
         p.add_argument("--workers", **workers)
         if name == "isic":
             p.add_argument("--classes", type=Path, required=True, help="class_id.csv: 'ID,Class' per image")
+        p.add_argument("--skip-bad", action="store_true",
+                       help="leave out (and name) every pair whose mask cannot label its image, such as "
+                            "FSS-1000's photo saved in place of a mask, instead of stopping")
         if name in BINARY:
             p.add_argument("--binarise", action="store_true",
                            help="threshold masks at 128 instead of refusing grey values other than 0/255")
@@ -32,7 +35,7 @@ def add_target_parsers(sub, repo_root: Path, workers: dict) -> None:
 
 def prepare_target(args: argparse.Namespace) -> dict[str, int]:
     """Run the target's preparation module (imported on demand)."""
-    common = dict(workers=args.workers)
+    common = dict(workers=args.workers, skip_bad=args.skip_bad)
     if args.dataset in BINARY:
         common["binarise"] = args.binarise
     if args.dataset == "fss1000":

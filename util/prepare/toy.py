@@ -24,6 +24,7 @@ from multiprocessing import Pool
 import cv2
 import numpy as np
 
+from util.cliargs import int_in, workers as workers_type
 from util.errors import UserError
 from util.prepare.common import check_generated, write_generated
 
@@ -252,13 +253,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The generator's options (shared by `python -m util.prepare toy` and `python -m util.toy`)."""
     p.add_argument("--out", default="data/toy", help="data_root to write (JPEGImages/, SegmentationClassAug/)")
     p.add_argument("--lists", default="lists/toy", help="where train.txt / val.txt are also written")
-    p.add_argument("--train", type=int, default=3000, help="training images")
-    p.add_argument("--val", type=int, default=600, help="validation/test images")
-    p.add_argument("--images", type=int, help="total images (overrides --train/--val, split 5:1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-side", type=int, default=96)
-    p.add_argument("--max-side", type=int, default=160)
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--train", type=int_in(1, 1_000_000), default=3000, help="training images")
+    p.add_argument("--val", type=int_in(1, 1_000_000), default=600, help="validation/test images")
+    p.add_argument("--images", type=int_in(6, 1_200_000), help="total images (overrides --train/--val, split 5:1)")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0)
+    p.add_argument("--min-side", type=int_in(16, 4096), default=96)
+    p.add_argument("--max-side", type=int_in(16, 4096), default=160)
+    p.add_argument("--workers", type=workers_type(), default=None)
 
 
 def run(a: argparse.Namespace) -> dict[str, int]:

@@ -17,6 +17,7 @@ import os
 import cv2
 import numpy as np
 
+from util.cliargs import int_in
 from util.prepare.common import check_generated, write_generated
 from util.prepare.toy import _write_list, _write_text, generate_toy
 
@@ -72,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m util.prepare.toy_shift", description="Generate the second toy domain.")
     p.add_argument("--out", default="data/toyshift")
     p.add_argument("--lists", default="lists/toyshift")
-    p.add_argument("--val", type=int, default=600)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--val", type=int_in(1, 1_000_000), default=600)
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=1)
     a = p.parse_args(argv)
     generate_toy_shift(a.out, a.lists, n_val=a.val, seed=a.seed)
     return 0

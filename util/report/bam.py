@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from util.errors import UserError
-from util.report.load import Result
+from util.report.load import Result, read_json
 from util.report.render import Cell, Table
 from util.report.tables import FOLD_COLS, _avg_cell, _fold_cells
 
@@ -61,7 +61,7 @@ def bam_tables(results: Sequence[Result]) -> list[Table]:
 
 def _load_gfss(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)
         cfg, res = data["config"], data["gfss"]
         return {"dataset": cfg["dataset"], "backbone": cfg["backbone"], "shot": int(cfg["shot"]),
                 "split": int(cfg["split"]), **{k: float(res[k]) for k, _ in GFSS_METRICS}}

@@ -14,7 +14,7 @@ from util.errors import UserError
 from util.report.cross_domain import cross_domain_tables
 from util.report.bam import bam_tables, gfss_tables, is_bam
 from util.report.fscs import fscs_tables, is_fscs, load_fscs
-from util.report.load import dedupe, find_results, load_result
+from util.report.load import dangling_links, dedupe, find_results, load_results
 from util.report.protocol import protocol_table
 from util.report.recall import recall_tables
 from util.report.page import check_target, render_page
@@ -29,13 +29,15 @@ def collect_tables(root: str | os.PathLike) -> list[Table]:
     """Every table the results files under root support (the Markdown, CSV and HTML reports' tables)."""
     paths = find_results(root)
     fscs = [p for p in paths if is_fscs(p)]  # FS-CS results have their own tables (docs/fscs.md)
-    results, superseded = dedupe([load_result(p) for p in paths if p not in fscs])
+    loaded, left_out = load_results([p for p in paths if p not in fscs])
+    results, superseded = dedupe(loaded)
     # BAM runs have their own tables (util/report/bam.py), target results theirs (cross_domain.py)
     own = [r for r in results if not r.target]
     tables = (build_tables([r for r in own if not is_bam(r)]) + bam_tables(own) + gfss_tables(root)
               + cross_domain_tables([r for r in results if r.target]) + fscs_tables([load_fscs(p) for p in fscs])
               + recall_tables(root) + protocol_table(results))
-    tables.append(sources_table(root, results, [(r.path, why) for r, why in superseded]))
+    skipped = dangling_links(root) + left_out + [(r.path, why) for r, why in superseded]
+    tables.append(sources_table(root, results, skipped))
     return tables
 
 

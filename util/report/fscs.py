@@ -14,7 +14,7 @@ from typing import Sequence
 
 from util.config import SCHEMA
 from util.errors import UserError
-from util.report.load import Variant, precision_of, variant_of
+from util.report.load import Variant, precision_of, read_json, variant_of
 from util.report.render import Cell, Table
 
 # PASCAL-5i, ResNet-50, 1-shot: (method, way) -> ((ER fold 0..3, mean), (mIoU fold 0..3, mean))
@@ -77,13 +77,13 @@ def method_name(variant: Variant, cfg: dict) -> str:
 def is_fscs(path: Path) -> bool:
     """True for an FS-CS results file (test.py writes task 'fscs' into it)."""
     try:
-        return json.loads(Path(path).read_text()).get("task") == "fscs"
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return read_json(path).get("task") == "fscs"
+    except (UserError, AttributeError):
         return False  # the binary loader reports malformed files
 
 
 def load_fscs(path: Path) -> FSCSResult:
-    data = json.loads(Path(path).read_text())
+    data = read_json(path)
     try:
         cfg, summary = data["config"], data["summary"]
         return FSCSResult(Path(path), str(cfg["dataset"]), str(cfg["backbone"]), int(cfg["shot"]), int(cfg["way"]),

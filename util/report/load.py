@@ -159,6 +159,54 @@ def find_results(root: str | os.PathLike) -> list[Path]:
     return files
 
 
+class LeftOut(UserError):
+    """A results file the report leaves out of its tables and names in the Sources table: a link
+    to a file that is gone, or a figure that is not a number (NaN, Infinity)."""
+
+
+def _no_constant(name: str):
+    raise LeftOut(f"it holds {name}, which is no figure (a file edited or damaged): re-run test.sh for that "
+                  "experiment, or move the file out of the folder")
+
+
+def read_json(path: Path) -> Any:
+    """The one reader of the files the report opens: an unreadable file (a dangling link, no
+    permission) or a JSON `NaN` / `Infinity` is one UserError naming the file (LeftOut for the
+    latter), never a traceback or an `inf` cell."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{path} cannot be read ({e.strerror or e}); restore it or move it out of the folder") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not valid JSON ({e}); re-run test.sh for that experiment "
+                        "or delete the file") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except LeftOut as e:
+        raise LeftOut(f"{path}: {e}") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON ({e}); re-run test.sh for that experiment "
+                        "or delete the file") from None
+
+
+def dangling_links(root: str | os.PathLike) -> list[tuple[Path, str]]:
+    """results*.json links under root whose file is gone, each with the note Sources shows."""
+    return [(p, f"a link to {os.readlink(p)}, which does not exist") for p in sorted(Path(root).glob("**/results*.json"))
+            if p.is_symlink() and not p.exists()]
+
+
+def load_results(paths: Sequence[Path]) -> tuple[list[Result], list[tuple[Path, str]]]:
+    """Every file parsed; those LeftOut (not a number) come back as (path, why) for Sources."""
+    results, left_out = [], []
+    for path in paths:
+        try:
+            results.append(load_result(path))
+        except LeftOut as e:
+            log.warning("%s", e)
+            left_out.append((path, str(e).split(": ", 1)[-1]))
+    return results, left_out
+
+
 def _get(d: dict, key: str, path: Path, where: str):
     if not isinstance(d, dict) or key not in d:
         raise UserError(f"{path}: missing '{where}{key}'; this is not a test.py results file: "
@@ -180,11 +228,7 @@ def _seed_stats(data: dict) -> tuple[dict, dict]:
 
 def load_result(path: Path) -> Result:
     """Parse one results file; UserError naming the file when it is malformed."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}); re-run test.sh for that experiment "
-                        "or delete the file") from None
+    data = read_json(path)
     cfg = _get(data, "config", path, "")
     met = _get(data, "metrics", path, "")
     vals = {k: _get(cfg, k, path, "config.") for k in ("dataset", "backbone", "shot", "split")}

@@ -20,7 +20,7 @@ from util.data.benchmarks import get_benchmark
 from util.errors import UserError
 from util.report import figures, grid
 from util.report.events import Curves, find_curves
-from util.report.load import find_results
+from util.report.load import LeftOut, find_results, read_json
 from util.report.render import Cell, Table
 
 GENERATOR = "util.report results page"  # in every page written, so a rerun may replace it
@@ -74,6 +74,8 @@ def load_runs(root: Path) -> list[Run]:
         label = name if names.count(name) == 1 else f"{name} {path.stem.removeprefix('results_')}"
         try:
             run = _load_run(path, label)
+        except LeftOut:
+            continue  # named in the Sources table, as in the Markdown report
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
             raise UserError(f"{path} is not a test.py results file ({type(e).__name__}: {e}); re-run test.sh "
                             "for that experiment or move the file out of the folder") from None
@@ -83,7 +85,7 @@ def load_runs(root: Path) -> list[Run]:
 
 
 def _load_run(path: Path, label: str) -> Run | None:
-    data = json.loads(path.read_text())
+    data = read_json(path)
     if data.get("task") == "fscs":  # FS-CS: tables only (docs/fscs.md)
         return None
     cfg, metrics = data["config"], data["metrics"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from util.errors import UserError
 from util.evaluation.recall import THRESHOLDS
 from util.report import paper, qgnet
-from util.report.load import Variant, precision_of, variant_of
+from util.report.load import Variant, precision_of, read_json, variant_of
 from util.report.render import Cell, Table
 from util.report.tables import _row_label, _setting_name
 
@@ -22,7 +22,7 @@ ROWS = (("guided", "Recall_g,gt (paper: not given)"), ("prior", "Recall_p,gt"))
 
 def _load(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)
         cfg = data["config"]
         out = {"path": path, "mtime": path.stat().st_mtime, "dataset": str(cfg["dataset"]),
                "backbone": str(cfg["backbone"]), "shot": int(cfg["shot"]), "split": int(cfg["split"]),
