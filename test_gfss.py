@@ -9,6 +9,11 @@ novel classes, all classes (the release's total) and the mean of base and novel.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and argument mistakes answer before torch loads (well under a second)
+    from util.engine.runtime import answer_early
+
+    answer_early(__doc__)
+
 import json
 import logging
 import os

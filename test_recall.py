@@ -11,6 +11,11 @@ mask from the support) and Recall_p,gt (the query's prior region map) in percent
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and argument mistakes answer before torch loads (well under a second)
+    from util.engine.runtime import answer_early
+
+    answer_early(__doc__)
+
 import logging
 import os
 
