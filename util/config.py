@@ -554,7 +554,7 @@ def load_config(path: str | None, overrides: Iterable[str] | None = None) -> Con
         dict.__setitem__(cfg, "_notes", notes)
     changed: dict[str, Any] = {}
     for k, v in parse_overrides(list(overrides or [])):
-        before = cfg[k]
+        before = dict.get(cfg, k)  # an unknown key is answered by coerce (UserError naming the nearest key)
         dict.__setitem__(cfg, k, coerce(k, v, "command line"))
         explicit[k] = "command line"
         if cfg[k] != before:
