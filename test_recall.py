@@ -27,6 +27,7 @@ from util.config import Config, load_config
 from util.data.cross_domain import results_name, target_config
 from util.data.loader import build_loader
 from util.engine.precision import Precision
+from util.engine.provenance import refuse_silent_replace
 from util.engine.runtime import config_args, resolve_device, run_cli, seed_everything, setup_logging
 from util.errors import UserError
 from util.evaluation.recall import THRESHOLDS, RegionRecall, at_scoring_size
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(cfg.device)
     precision = Precision.from_config(cfg, device)
     stem = os.path.join(os.path.dirname(os.path.abspath(weight)), results_name(cfg).replace("results_", "recall_", 1))
+    refuse_silent_replace(stem, cfg, precision.name)  # another protocol's recall is replaced only with `overwrite true`
     setup_logging(stem + ".log", notes=cfg.get("_notes", ()), first=precision.log_lines())
     seed_everything(cfg.manual_seed)
     target = target_config(cfg)  # cfg itself unless `target` names another benchmark
