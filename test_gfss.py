@@ -19,7 +19,6 @@ import logging
 import os
 
 import torch
-from tqdm import tqdm
 
 from model import build_model, load_weights
 from test import find_weight
@@ -28,6 +27,7 @@ from util.data.gfss import gfss_loader
 from util.engine.checkpoint import refuse_other_fold
 from util.engine.guard import write_atomic
 from util.engine.precision import Precision
+from util.engine.progress import progress
 from util.engine.provenance import provenance, refuse_silent_replace, test_protocol
 from util.engine.runtime import config_args, resolve_device, run_cli, seed_everything, setup_logging
 from util.errors import UserError
@@ -44,7 +44,7 @@ def run_gfss(cfg: Config, net, precision: Precision) -> dict:
     loader = gfss_loader(cfg)
     ds = loader.dataset
     scores = GFSSScores(len(ds.base), len(ds.novel), cfg.ignore_label)
-    for ep in tqdm(loader, desc="GFSS test"):
+    for ep in progress(loader, "GFSS test"):
         b = precision.to_device({k: ep[k][None] for k in ("query", "supports", "support_masks")})
         with precision.autocast():
             out = net.predict_all(b["query"], b["supports"], b["support_masks"])

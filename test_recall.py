@@ -20,13 +20,13 @@ import logging
 import os
 
 import torch
-from tqdm import tqdm
 
 from test import find_weight, load_trained, note_protocol, write_record
 from util.config import Config, load_config
 from util.data.cross_domain import results_name, target_config
 from util.data.loader import build_loader
 from util.engine.precision import Precision
+from util.engine.progress import progress
 from util.engine.provenance import refuse_silent_replace
 from util.engine.runtime import config_args, resolve_device, run_cli, seed_everything, setup_logging
 from util.errors import UserError
@@ -53,7 +53,7 @@ def run_recall(cfg: Config, net: torch.nn.Module, precision: Precision) -> dict[
     out = {name: RegionRecall(THRESHOLDS, cfg.ignore_label) for _, name, _ in MAPS}
     for i in range(cfg.seeds):
         loader = build_loader(cfg, "test", test_seed=cfg.test_seed + i)
-        for batch in tqdm(loader, desc=f"recall seed {i + 1}/{cfg.seeds}", leave=False, dynamic_ncols=True):
+        for batch in progress(loader, f"recall seed {i + 1}/{cfg.seeds}"):
             b = precision.to_device(batch)
             with precision.autocast():
                 maps = net.predict_maps(b["query"], b["supports"], b["support_masks"])
