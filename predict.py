@@ -15,6 +15,24 @@ import argparse
 import logging
 import os
 
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="config the checkpoint was trained with")
+    p.add_argument("--weight", required=True, help="checkpoint (own or official format)")
+    p.add_argument("--support", nargs=2, action="append", required=True, metavar=("IMAGE", "MASK"))
+    p.add_argument("--query", nargs="+", required=True, help="query images")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs of the same name")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":  # --help and argument mistakes answer before torch loads (well under a second)
+    from util.engine.runtime import answer_early
+
+    answer_early(__doc__, parse_args)
+
 import cv2
 import numpy as np
 import torch
@@ -31,18 +49,6 @@ from util.engine.runtime import resolve_device, run_cli, setup_logging
 from util.evaluation.vis import overlay
 
 log = logging.getLogger("predict")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="config the checkpoint was trained with")
-    p.add_argument("--weight", required=True, help="checkpoint (own or official format)")
-    p.add_argument("--support", nargs=2, action="append", required=True, metavar=("IMAGE", "MASK"))
-    p.add_argument("--query", nargs="+", required=True, help="query images")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs of the same name")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
-    return p.parse_args(argv)
 
 
 def read_image(path: str) -> np.ndarray:

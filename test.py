@@ -11,6 +11,11 @@ their counts summed: the same numbers as one process, to the last digit; rank 0 
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and argument mistakes answer before torch loads (well under a second)
+    from util.engine.runtime import answer_early
+
+    answer_early(__doc__)
+
 import json
 import logging
 import os

@@ -11,17 +11,23 @@ mask from the support) and Recall_p,gt (the query's prior region map) in percent
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and argument mistakes answer before torch loads (well under a second)
+    from util.engine.runtime import answer_early
+
+    answer_early(__doc__)
+
 import logging
 import os
 
 import torch
-from tqdm import tqdm
 
 from test import find_weight, load_trained, note_protocol, write_record
 from util.config import Config, load_config
 from util.data.cross_domain import results_name, target_config
 from util.data.loader import build_loader
 from util.engine.precision import Precision
+from util.engine.progress import progress
+from util.engine.provenance import refuse_silent_replace
 from util.engine.runtime import config_args, resolve_device, run_cli, seed_everything, setup_logging
 from util.errors import UserError
 from util.evaluation.recall import THRESHOLDS, RegionRecall, at_scoring_size
@@ -47,7 +53,7 @@ def run_recall(cfg: Config, net: torch.nn.Module, precision: Precision) -> dict[
     out = {name: RegionRecall(THRESHOLDS, cfg.ignore_label) for _, name, _ in MAPS}
     for i in range(cfg.seeds):
         loader = build_loader(cfg, "test", test_seed=cfg.test_seed + i)
-        for batch in tqdm(loader, desc=f"recall seed {i + 1}/{cfg.seeds}", leave=False, dynamic_ncols=True):
+        for batch in progress(loader, f"recall seed {i + 1}/{cfg.seeds}"):
             b = precision.to_device(batch)
             with precision.autocast():
                 maps = net.predict_maps(b["query"], b["supports"], b["support_masks"])
@@ -82,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(cfg.device)
     precision = Precision.from_config(cfg, device)
     stem = os.path.join(os.path.dirname(os.path.abspath(weight)), results_name(cfg).replace("results_", "recall_", 1))
+    refuse_silent_replace(stem, cfg, precision.name)  # another protocol's recall is replaced only with `overwrite true`
     setup_logging(stem + ".log", notes=cfg.get("_notes", ()), first=precision.log_lines())
     seed_everything(cfg.manual_seed)
     target = target_config(cfg)  # cfg itself unless `target` names another benchmark

@@ -11,6 +11,11 @@ Outputs go to exp/<dataset>/<exp>/{model,result,tb}; `resume FILE` continues a r
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and argument mistakes answer before torch loads (well under a second)
+    from util.engine.runtime import answer_early
+
+    answer_early(__doc__)
+
 import logging
 import math
 import os

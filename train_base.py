@@ -11,6 +11,11 @@ the same result as an uninterrupted run (every epoch reseeds from manual_seed + 
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and argument mistakes answer before torch loads (well under a second)
+    from util.engine.runtime import answer_early
+
+    answer_early(__doc__)
+
 import logging
 import math
 import os

@@ -92,6 +92,16 @@ def test_stage1_to_stage2_to_tests(toy_tree, tmp_path):
     assert test_gfss.main(stage2) == 0
     res = json.loads((tmp_path / "s2/model/gfss_shot1.json").read_text())["gfss"]
     assert set(res) >= {"miou_base", "miou_novel", "miou_total", "miou_mean"} and len(res["iou"]) == 21
+    record = json.loads((tmp_path / "s2/model/gfss_shot1.json").read_text())
+    assert record["protocol"]["episodes"] == 4 and record["protocol"]["gfss_tau"] == record["config"]["gfss_tau"]
+    assert record["protocol"]["precision"] == record["precision"] and record["provenance"]["torch"] == torch.__version__
+    with pytest.raises(UserError, match=r"gfss_shot1.json holds results under another protocol \(episodes 4 -> 2\)"
+                                        ".*overwrite true"):
+        test_gfss.main([*stage2, "test_num", "2"])           # refused before any work: the 4-episode file stays
+    assert json.loads((tmp_path / "s2/model/gfss_shot1.json").read_text()) == record
+    assert test_gfss.main([*stage2, "seeds", "3"]) == 0      # seeds do not change a GFSS pass: no refusal
+    assert test_gfss.main([*stage2, "test_num", "2", "overwrite", "true"]) == 0
+    assert json.loads((tmp_path / "s2/model/gfss_shot1.json").read_text())["protocol"]["episodes"] == 2
     assert os.path.isfile(tmp_path / "s2/model/results_shot1.json")
     md = make_report(tmp_path / "s2")["md"]
     assert "BAM on toy" in md and "| vgg BAM |" in md and "generalized FSS" in md and "| toy vgg 1-shot |" in md

@@ -2,6 +2,7 @@
 initialised QGNet checkpoint; the written recall equals a recomputation from the model's maps and
 the raw labels, and a model without the prior region map is refused in one line."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -92,6 +93,21 @@ def test_recall_command_writes_table_vii_numbers(qgnet_run):
     assert res["prior"]["hits"] == again["hits"]["prior"].tolist()
     assert res["guided"]["hits"] == again["hits"]["guided"].tolist()
     assert res["prior"]["recall"][4] == pytest.approx(100 * again["hits"]["prior"][4] / again["gt"])
+
+
+def test_recall_under_another_protocol_never_replaces_a_result_unseen(qgnet_run, tmp_path):
+    args, run = qgnet_run
+    weight = tmp_path / "best.pth"
+    shutil.copy(run / "model" / "best.pth", weight)
+    common = ["--config", CFG, *args, "weight", str(weight)]
+    assert test_recall.main([*common, "test_num", "2"]) == 0
+    first = json.loads((tmp_path / "recall_shot1.json").read_text())
+    assert first["protocol"]["episodes"] == 2 and first["provenance"]["commit"] != ""
+    with pytest.raises(UserError, match=r"recall_shot1.json holds results under another protocol \(episodes 2 -> 4\)"):
+        test_recall.main([*common, "test_num", "4"])
+    assert json.loads((tmp_path / "recall_shot1.json").read_text()) == first
+    assert test_recall.main([*common, "test_num", "4", "overwrite", "true"]) == 0
+    assert json.loads((tmp_path / "recall_shot1.json").read_text())["prior"]["episodes"] == 4
 
 
 def test_model_without_prior_region_map_is_refused(toy_tree, tmp_path):

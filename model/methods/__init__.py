@@ -12,11 +12,12 @@ network share a report row.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Callable
 
 from model.registry import Registry
+
+if TYPE_CHECKING:  # the registry itself needs no torch: `python -m util.report --help` stays fast
+    from torch import nn
 
 
 @dataclass(frozen=True)

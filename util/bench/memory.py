@@ -13,12 +13,9 @@ import sys
 import resource
 import time
 
-import torch
-
 from model import build_model
 from util.cliargs import int_in
 from util.config import load_config
-from util.data.loader import build_loader
 from util.engine.runtime import seed_everything
 
 
@@ -30,6 +27,10 @@ def rss_mb() -> float:
 
 
 def run(cfg, iters: int) -> dict:
+    import torch  # here: `--help` and argument mistakes are answered before torch loads
+
+    from util.data.loader import build_loader
+
     seed_everything(cfg.manual_seed)
     net = build_model(cfg).train()
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=cfg.base_lr, momentum=0.9)

@@ -10,7 +10,6 @@ import os
 import statistics
 
 import torch
-from tqdm import tqdm
 
 from model.ifsl import fscs_predict
 from util.data.benchmarks import fold_classes, get_benchmark
@@ -18,6 +17,7 @@ from util.engine import distributed
 from util.engine.guard import write_atomic
 from util.engine.provenance import provenance, refuse_silent_replace, test_protocol
 from util.engine.precision import Precision
+from util.engine.progress import progress
 from util.errors import UserError
 from util.evaluation.fscs import FSCSMeter, predict_at_original
 
@@ -36,7 +36,7 @@ def evaluate_fscs(net: torch.nn.Module, loader, meter: FSCSMeter, precision: Pre
                   desc: str = "eval") -> dict:
     """Scores every episode of `loader` (this rank's share); totals are summed over the ranks."""
     net.eval()
-    for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not distributed.is_main()):
+    for batch in progress(loader, desc):
         b = precision.to_device(batch)
         with precision.autocast():
             fg = net(b["query"], b["supports"], b["support_masks"]).float()

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
 from util.engine import distributed
 from util.evaluation.evaluator import Evaluator
 from util.engine.precision import Precision
+from util.engine.progress import progress
 from util.errors import UserError
 from util.evaluation.vis import panel
 
@@ -83,8 +83,7 @@ def evaluate(net: torch.nn.Module, loader, evaluator: Evaluator, precision: Prec
         ev.reset()
     images, need_maps, seen = [], bool(baselines) or panels > 0, 0
     shard = _shard(loader)
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not distributed.is_main())
-    for batch in bar:
+    for batch in progress(loader, desc):
         b = precision.to_device(batch)
         maps = _forward_maps(net, b, need_maps, precision)
         masks = b.get("query_mask")

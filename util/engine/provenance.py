@@ -73,11 +73,12 @@ def saved_protocol(path: str) -> dict | None:
         return None
 
 
-def refuse_silent_replace(stem: str, cfg: dict, precision: str = "fp32") -> None:
+def refuse_silent_replace(stem: str, cfg: dict, precision: str = "fp32", protocol: dict | None = None) -> None:
     """Before any work: a test under another protocol than the results it would replace
-    (<stem>.json) stops with what differs, unless `overwrite true` asks for the replacement."""
+    (<stem>.json) stops with what differs, unless `overwrite true` asks for the replacement.
+    `protocol`: a test's own protocol when it is not test_protocol's (the GFSS test's)."""
     old = saved_protocol(stem + ".json")
-    new = test_protocol(cfg, precision)
+    new = test_protocol(cfg, precision) if protocol is None else protocol
     if old is None or cfg["overwrite"]:
         return
     diff = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]

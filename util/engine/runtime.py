@@ -9,17 +9,23 @@ import random
 import sys
 from typing import Callable, Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from util.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
     """`auto` picks the first GPU when there is one; an unavailable GPU is a user error."""
+    import torch  # here, not at the top: the CLIs parse their arguments before torch loads (answer_early)
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -33,6 +39,8 @@ def resolve_device(name: str) -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """One place that seeds every generator the training step draws from."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -40,6 +48,8 @@ def seed_everything(seed: int) -> None:
 
 def worker_init_fn(worker_id: int) -> None:
     """Loader workers derive their seeds from torch's per-worker seed, never from the clock."""
+    import torch
+
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -48,6 +58,8 @@ def worker_init_fn(worker_id: int) -> None:
 def rng_state() -> dict:
     """Every RNG state a resumed run needs to continue bit-for-bit, as tensors and numbers only
     (a checkpoint must load with the restricted unpickler, which refuses numpy objects)."""
+    import torch
+
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {"python": random.getstate(), "torch": torch.get_rng_state(),
              "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss))}
@@ -58,6 +70,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     """Also accepts the numpy state as an array (checkpoints of earlier versions)."""
+    import torch
+
     name, keys, *rest = state["numpy"]
     keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
     random.setstate(state["python"])
@@ -108,6 +122,26 @@ def config_args(argv: list[str] | None, doc: str) -> argparse.Namespace:
     else:
         config, rest = argv[i].split("=", 1)[1], argv[:i] + argv[i + 1:]
     return argparse.Namespace(config=config, opts=rest)
+
+
+def answer_early(doc: str, parse: Callable[[list[str]], object] | None = None) -> None:
+    """Called by an entry point under `if __name__ == "__main__"` before it imports torch: `--help`,
+    an unknown option or a config mistake (missing file, bad key or value) is answered in a
+    fraction of a second instead of after the seconds torch takes to load. `parse` reads the
+    command line (default: `--config FILE [key value ...]` and the config itself); the run
+    parses again, so what is parsed here only decides whether to go on."""
+    argv = sys.argv[1:]
+    try:
+        if parse is not None:
+            parse(argv)
+            return
+        from util.config import load_config  # light: YAML and the recipes, no torch
+
+        args = config_args(argv, doc)
+        load_config(args.config, args.opts)
+    except UserError as e:
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(2)
 
 
 class _TqdmHandler(logging.StreamHandler):
@@ -200,6 +234,8 @@ def enable_determinism() -> None:
     bilinear upsampling and of adaptive average pooling use atomics: with this switch they
     run a slower deterministic path or fail, naming the op.
     """
+    import torch
+
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=False)
     torch.backends.cudnn.benchmark = False

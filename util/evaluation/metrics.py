@@ -7,9 +7,10 @@ Pixels whose label is `ignore` (255) are excluded from all four counts.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import torch
+if TYPE_CHECKING:  # imported where used: the report reads HEADLINE/DISPLAY without loading torch
+    import torch
 
 TP, FP, FN, TN = range(4)
 # The metric vocabulary: the headline numbers train.py logs, test.py summarises over seeds and
@@ -33,6 +34,8 @@ def confusion_counts(pred: torch.Tensor, target: torch.Tensor, ignore: int = 255
     pred: [..., H, W] with 1 = foreground (any other value is background);
     target: same shape, values 0 / 1 / `ignore`. Returns int64 [..., 4].
     """
+    import torch
+
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
     valid = target != ignore
@@ -52,6 +55,8 @@ def counts_to_iou_counts(counts: torch.Tensor) -> IoUCounts:
     fg: I = tp, U = tp + fp + fn; bg (the roles of prediction and label swap): I = tn,
     U = tn + fp + fn. This is what PFENet's per-class histogram gives for classes 0 and 1.
     """
+    import torch
+
     tp, fp, fn, tn = counts.unbind(-1)
     inter = torch.stack([tn, tp], dim=-1)
     union = torch.stack([tn + fp + fn, tp + fp + fn], dim=-1)

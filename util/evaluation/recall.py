@@ -11,12 +11,10 @@ Ignore pixels (255) are never foreground, so they count in neither sum.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
-import torch.nn.functional as F
-
-from util.evaluation.evaluator import pad_to_square
+if TYPE_CHECKING:  # imported where used: the report reads THRESHOLDS without loading torch
+    import torch
 
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # Table VII's columns
 
@@ -27,6 +25,8 @@ def recall_counts(values: torch.Tensor, target: torch.Tensor, thresholds: Sequen
 
     values: [..., H, W] region map; target: same shape, labels 0 / 1 / `ignore`.
     """
+    import torch
+
     if values.shape != target.shape:
         raise ValueError(f"map {tuple(values.shape)} and label {tuple(target.shape)} differ in shape")
     bad = (target != 0) & (target != 1) & (target != ignore)
@@ -42,6 +42,10 @@ def at_scoring_size(region: torch.Tensor, raw_mask: torch.Tensor, ignore: int = 
     """A map [S, S] at the network's input size and the query's raw label [H, W] brought to the
     test protocol's ori_resize geometry: the map resized bilinearly (align_corners, as the logits
     are) onto the L x L square, L = max(H, W), the label padded with `ignore` to it."""
+    import torch.nn.functional as F
+
+    from util.evaluation.evaluator import pad_to_square
+
     target = pad_to_square(raw_mask.to(region.device).long(), ignore)
     side = target.shape[-1]
     up = F.interpolate(region[None, None].float(), size=(side, side), mode="bilinear", align_corners=True)
@@ -54,6 +58,8 @@ class RegionRecall:
     def __init__(self, thresholds: Sequence[float] = THRESHOLDS, ignore_label: int = 255) -> None:
         self.thresholds = tuple(float(t) for t in thresholds)
         self.ignore_label = int(ignore_label)
+        import torch
+
         self.hits = torch.zeros(len(self.thresholds), dtype=torch.int64)
         self.gt_pixels = 0
         self.episodes = 0

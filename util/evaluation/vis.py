@@ -2,9 +2,13 @@
 final prediction. Used by tensorboard, `test.py vis N` and predict.py."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # tensors only pass through: the report reads the panel layout without loading torch
+    import torch
 
 MEAN = np.array([0.485, 0.456, 0.406]) * 255
 STD = np.array([0.229, 0.224, 0.225]) * 255

@@ -64,7 +64,7 @@ def ensure_toy_shift(cfg) -> None:
         return
     if not current:
         check_generated((cfg.val_list,), f"the second toy domain at data_root {cfg.data_root}")
-        log.info("second toy domain not found at %s: generating it", cfg.data_root)
+        log.info("second toy domain not found at %s: generating it (about 10 s, once)", cfg.data_root)
         generate_toy_shift(cfg.data_root, None)
     _write_list(cfg.val_list, os.path.join(cfg.data_root, "val.txt"))
 

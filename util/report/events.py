@@ -13,9 +13,6 @@ import logging
 import struct
 from pathlib import Path
 
-from tensorboardX.proto.event_pb2 import Event, SessionLog
-from tensorboardX.record_writer import masked_crc32c as _masked
-
 from util.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -25,6 +22,8 @@ Curves = dict[str, list[tuple[int, float]]]  # tag -> [(step, value)], by step
 
 def read_records(path: Path) -> list[bytes]:
     """The payloads of one event file; UserError naming the file when a CRC does not match."""
+    from tensorboardX.record_writer import masked_crc32c as _masked  # tensorboardX loads torch: only when read
+
     data, out, pos = Path(path).read_bytes(), [], 0
     while pos < len(data):
         if pos + 12 > len(data):
@@ -52,6 +51,8 @@ def read_scalars(files: list[Path]) -> Curves:
     """Every scalar of one run's event files, read in the order written (file names start with the
     creation time). A SessionLog START at step s (a resumed run, util/engine/tb.py `purge_step`)
     discards what was logged at step s or later before it, as TensorBoard does."""
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+
     curves: dict[str, dict[int, float]] = {}
     for path in sorted(files):
         for payload in read_records(path):

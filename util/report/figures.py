@@ -8,16 +8,18 @@ a browser, and its PNGs embed in a page that opens from disk. Each figure is dra
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:  # matplotlib loads when a page is drawn: the report's tables and --help do without it
+    from matplotlib.figure import Figure
 
 DPI = 100
 
 
 def _png(fig: Figure) -> bytes:
     """The figure rendered by the Agg canvas (no display needed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
@@ -26,6 +28,8 @@ def _png(fig: Figure) -> bytes:
 
 def class_bars(title: str, classes: Sequence[str], runs: dict[str, Sequence[float | None]]) -> bytes:
     """Grouped bars: per class (x) one bar per run, IoU in %; a class a run never met is left out."""
+    from matplotlib.figure import Figure
+
     width = max(6.0, 0.35 * len(classes) * max(1, len(runs)) + 2)
     fig = Figure(figsize=(min(width, 18.0), 3.6))
     ax = fig.add_subplot()
@@ -45,6 +49,8 @@ def class_bars(title: str, classes: Sequence[str], runs: dict[str, Sequence[floa
 def curve(tag: str, runs: dict[str, Sequence[tuple[int, float]]]) -> bytes:
     """One scalar tag over iterations, one line per run (markers when a run has few points,
     as validation curves do)."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(4.6, 3.0))
     ax = fig.add_subplot()
     for name, points in runs.items():
