@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from model import build_model, load_weights
 from util.config import load_config
 from util.errors import UserError
-from util.imagefile import imread
+from util.io.imagefile import imread
 from util.data.transform import test_transform
 from util.engine.guard import writable_error, write_atomic
 from util.engine.precision import Precision

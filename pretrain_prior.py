@@ -24,8 +24,8 @@ import shutil
 import torch
 from tqdm import tqdm
 
-from model.backbone import build_backbone
-from model.prior_extractor import PRIOR_FORMAT, PriorExtractor, build_prior_extractor
+from model.backbones.encoder import build_backbone
+from model.qgnet.prior_extractor import PRIOR_FORMAT, PriorExtractor, build_prior_extractor
 from util.config import dump_config, load_config
 from util.data.unlabeled import build_unlabeled_loader
 from util.engine.checkpoint import prior_resume_conflicts, read_checkpoint, restore, save_checkpoint

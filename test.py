@@ -41,7 +41,7 @@ from util.engine.runtime import config_args, experiment_dir, run_cli, seed_every
 from util.errors import UserError
 from util.evaluation.evaluator import Evaluator
 from util.evaluation.metrics import DISPLAY, HEADLINE
-from util.recipes import protocol_of
+from util.config.recipes import protocol_of
 
 log = logging.getLogger("test")
 

@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from model import load_weights
-from model.backbone import build_backbone
-from model.pspnet import PSPNet
+from model.backbones.encoder import build_backbone
+from model.bam.pspnet import PSPNet
 from train import poly_lr
 from util.config import dump_config, load_config
 from util.data.base_dataset import base_loader

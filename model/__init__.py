@@ -1,6 +1,8 @@
-"""Few-shot segmentation networks: methods (model/methods/, one file each, looked up by the
-`model` key) built from shared modules (backbones, prototype pooling, prior mask, FEM, losses).
-`build_model` is the only place that reads the config; nothing here imports util/.
+"""Few-shot segmentation networks. Shared parts by role (backbones/, layers/, losses/,
+checkpoints/) and one folder per method family (ntrenet/ with PFENet, scnet/, mmt/, qgnet/,
+bam/, fscs/) holding what only it uses; a method is a module of its family holding `METHOD`,
+looked up by the `model` key (model/method.py, docs/design.md §1-2). `build_model` is the only
+place that reads the config; nothing here imports util/.
 
 The package's names load on first use (PEP 562), so importing `model.errors` — which every
 command needs to report a mistake — does not import torch: `--help` answers in well under a second."""
@@ -14,8 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["NTRENet", "build_model", "get_method", "load_weights"]
 
-_LAZY = {"NTRENet": "model.methods.ntrenet", "get_method": "model.methods", "load_weights": "model.convert",
-         "IFSLHead": "model.ifsl"}
+_LAZY = {"NTRENet": "model.ntrenet.ntrenet", "get_method": "model.method", "load_weights": "model.checkpoints.convert",
+         "IFSLHead": "model.fscs.ifsl"}
 
 
 def __getattr__(name: str) -> Any:
@@ -31,8 +33,8 @@ def build_model(cfg, num_train_classes: int | None = None) -> nn.Module:
     `num_train_classes` sizes per-class state (NTRENet's PCL bank); by default the config
     reports it for its benchmark and fold (`cfg.num_train_classes`).
     """
-    from model.ifsl import IFSLHead
-    from model.methods import get_method
+    from model.fscs.ifsl import IFSLHead
+    from model.method import get_method
 
     n = cfg.num_train_classes if num_train_classes is None else num_train_classes
     net = get_method(cfg.model).build(cfg, n)

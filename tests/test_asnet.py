@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from model import build_model, load_weights
-from model.hypercorrelation import correlation, hypercorrelation
-from model.ifsl import fscs_predict
-from model.methods.asnet import ASNet
+from model.fscs.hypercorrelation import correlation, hypercorrelation
+from model.fscs.ifsl import fscs_predict
+from model.fscs.asnet import ASNet
 from util.config import ConfigError, load_config
 from util.errors import UserError
 

@@ -21,7 +21,7 @@ import test as test_cli
 import train
 from conftest import toy_overrides
 from model import build_model, load_weights
-from model.convert import read_state
+from model.checkpoints.convert import read_state
 from util.engine.checkpoint import read_checkpoint, resume_conflicts
 from util.config import load_config
 from util.errors import UserError

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from model import build_model, load_weights
-from model.backbone import build_backbone
-from model.ensemble import Ensemble, base_foreground
-from model.gram import adjustment_factor, gram_matrix
-from model.kshot import ShotWeights
-from model.pspnet import PSPNet
+from model.backbones.encoder import build_backbone
+from model.bam.ensemble import Ensemble, base_foreground
+from model.bam.gram import adjustment_factor, gram_matrix
+from model.bam.kshot import ShotWeights
+from model.bam.pspnet import PSPNet
 from util.config import load_config
 from util.errors import UserError
 

@@ -3,7 +3,7 @@ are (each mapped or dropped key reported once), their names get hints elsewhere,
 mmsegmentation-/HSNet-style command-line options are read or answered with our form."""
 import pytest
 
-from util.compat import normalise_overrides
+from util.config.compat import normalise_overrides
 from util.config import ConfigError, load_config
 from util.engine.runtime import config_args, setup_logging
 from util.errors import UserError

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from model import build_model, load_weights
-from model.conv4d import CenterPivotConv4d
-from model.ifsl import fscs_predict
-from model.methods.asnet import ASNet
-from model.methods.hsnet import HSNet
+from model.fscs.conv4d import CenterPivotConv4d
+from model.fscs.ifsl import fscs_predict
+from model.fscs.asnet import ASNet
+from model.fscs.hsnet import HSNet
 from util.config import ConfigError, load_config
 from util.errors import UserError
 from util.report.fscs import _reference, method_name

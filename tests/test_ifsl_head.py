@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from model import build_model
-from model.ifsl import (IFSLHead, class_presence, classification_loss, merge_background, segmentation_loss,
+from model.fscs.ifsl import (IFSLHead, class_presence, classification_loss, merge_background, segmentation_loss,
                         way_mask)
 from util.config import ConfigError, load_config
 

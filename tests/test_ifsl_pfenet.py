@@ -10,9 +10,9 @@ import torch
 import torchvision
 
 from model import build_model, load_weights
-from model.backbone import build_backbone
-from model.convert import official_to_own
-from model.ifsl_pfenet_convert import ifsl_key_to_pfenet, is_ifsl_pfenet
+from model.backbones.encoder import build_backbone
+from model.checkpoints.convert import official_to_own
+from model.checkpoints.ifsl_pfenet import ifsl_key_to_pfenet, is_ifsl_pfenet
 from util.config import load_config
 from util.errors import UserError
 

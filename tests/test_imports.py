@@ -1,6 +1,7 @@
 """Layering: model/ imports nothing from util/, and no project module imports itself back
 through a chain of imports (function-level imports included). Read from the source with ast."""
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_graph_sees_the_known_edges():
     graph = _graph()
     assert "util.data.benchmarks" in graph["util.data.dataset"]
-    assert "model.methods.ntrenet" in graph["model.methods.pfenet"]
+    assert "model.ntrenet.ntrenet" in graph["model.ntrenet.pfenet"]
     assert "util.prepare.common" in graph["util.prepare.pascal"]
 
 
@@ -76,3 +77,53 @@ def test_no_import_cycle():
 
 def test_cycle_finder_finds_a_planted_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+
+
+SHARED = {"backbones", "layers", "losses", "checkpoints"}
+# a family that builds on another family's network (docs/design.md §1's table)
+CROSS_FAMILY = {("ntrenet", "scnet"), ("ntrenet", "mmt"), ("ntrenet", "qgnet"), ("qgnet", "ntrenet"),
+                ("bam", "ntrenet")}
+
+
+def _model_folder_edges() -> set[tuple[str, str]]:
+    """(folder, folder) for every import between two folders of model/."""
+    edges = set()
+    for m, deps in _graph().items():
+        src = m.split(".")
+        if src[0] != "model" or len(src) < 3:
+            continue
+        for d in deps:
+            dst = d.split(".")
+            if dst[0] == "model" and len(dst) >= 3 and dst[1] != src[1]:
+                edges.add((src[1], dst[1]))
+    return edges
+
+
+def _families() -> set[str]:
+    return {p.name for p in (ROOT / "model").iterdir() if (p / "__init__.py").is_file()} - SHARED
+
+
+def test_shared_parts_import_no_method_family():
+    assert not {(a, b) for a, b in _model_folder_edges() if a in SHARED and b not in SHARED}
+
+
+def test_families_import_no_other_family_but_the_documented_ones():
+    families = _families()
+    assert {"ntrenet", "bam", "fscs", "qgnet", "scnet", "mmt"} <= families
+    edges = {(a, b) for a, b in _model_folder_edges() if a in families and b in families}
+    assert edges == CROSS_FAMILY  # a new cross-family import is added to the table, a stale one removed
+
+
+def test_the_documented_exceptions_are_the_design_table():
+    page = (ROOT / "docs" / "design.md").read_text()
+    rows = page.split("| family | imports | why |\n|---|---|---|\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    table = set()
+    for row in rows:
+        family, imports = (c.strip() for c in row.strip("|").split("|")[:2])
+        table |= {(family, re.sub(r"\(.*?\)", "", b).strip()) for b in imports.split(",")}
+    assert table == CROSS_FAMILY
+
+
+def test_util_top_level_holds_only_packages_and_the_error_type():
+    loose = sorted(p.name for p in (ROOT / "util").glob("*.py") if p.name not in ("__init__.py", "errors.py"))
+    assert not loose

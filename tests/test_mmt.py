@@ -11,7 +11,7 @@ import torch
 import train
 from conftest import toy_overrides
 from model import build_model
-from model.mmt import (MetaMemory, MetaMemoryTransfer, channel_stats, contrastive_loss, enhance, orthogonality_loss,
+from model.mmt.meta_memory import (MetaMemory, MetaMemoryTransfer, channel_stats, contrastive_loss, enhance, orthogonality_loss,
                        prototype_loss)
 from util.config import load_config
 from util.engine.checkpoint import read_checkpoint

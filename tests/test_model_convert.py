@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from model import build_model, load_weights
-from model.backbone import build_backbone
-from model.convert import from_official, read_state, to_official
+from model.backbones.encoder import build_backbone
+from model.checkpoints.convert import from_official, read_state, to_official
 from util.config import load_config
 from util.errors import UserError
 

@@ -5,14 +5,14 @@ import math
 import pytest
 import torch
 
-from model.bgem import BGEM
-from model.bgmm import BGMM, bg_mining_loss
-from model.doem import DOEM, do_mask, do_prototype
-from model.fem import FEM
-from model.fm import FeatureMatching
-from model.pcl import PCL, PrototypeBank, negative_region, pcl_loss
-from model.prior import prior_mask
-from model.prototype import masked_average_pooling
+from model.ntrenet.bgem import BGEM
+from model.ntrenet.bgmm import BGMM, bg_mining_loss
+from model.ntrenet.doem import DOEM, do_mask, do_prototype
+from model.layers.fem import FEM
+from model.ntrenet.fm import FeatureMatching
+from model.ntrenet.pcl import PCL, PrototypeBank, negative_region, pcl_loss
+from model.layers.prior import prior_mask
+from model.layers.prototype import masked_average_pooling
 
 
 def test_masked_average_pooling_hand_case():

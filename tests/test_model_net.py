@@ -180,7 +180,7 @@ def test_bank_classes_follow_fold():
 
 @pytest.mark.parametrize("arch,mid,high,side", [("resnet50", 1536, 2048, 9), ("vgg", 768, 512, 5)])
 def test_backbone_features(arch, mid, high, side):
-    from model.backbone import build_backbone
+    from model.backbones.encoder import build_backbone
     backbone = build_backbone(arch, pretrained=False, initmodel_dir="", bn_mode="frozen").eval()
     q, s, sm, _, _ = episode(b=1, k=2)
     f = backbone(q, s, (sm == 1).float())
@@ -192,7 +192,7 @@ def test_backbone_features(arch, mid, high, side):
 @pytest.mark.parametrize("arch", ["resnet50", "vgg"])
 def test_folded_bn_equals_separate_bn_pass(arch):
     """Eval-mode BN folded into the convs (the fast path) gives the unfolded features."""
-    from model.backbone import build_backbone
+    from model.backbones.encoder import build_backbone
     torch.manual_seed(2)
     backbone = build_backbone(arch, pretrained=False, initmodel_dir="", bn_mode="frozen").eval()
     for m in backbone.modules():  # non-trivial statistics and affine terms
@@ -210,7 +210,7 @@ def test_folded_bn_equals_separate_bn_pass(arch):
 
 def test_folding_follows_bn_mode():
     """Training with reference BN keeps batch statistics (no folding): running stats still move."""
-    from model.fold import conv_bn
+    from model.backbones.fold import conv_bn
     conv, bn = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4)
     x = torch.randn(2, 3, 5, 5)
     out = conv_bn(conv, bn.train(), x)

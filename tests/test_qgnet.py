@@ -14,7 +14,7 @@ import util.data.benchmarks as benchmarks
 import util.data.dataset as dataset
 import util.data.index as index
 from model import build_model
-from model.safe_load import load_file
+from model.checkpoints.safe_load import load_file
 from util.config import load_config
 from util.errors import UserError
 from tests.conftest import read_events

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.contrastive import (combined_loss, global_contrastive_loss, info_nce, local_contrastive_loss,
+from model.qgnet.contrastive import (combined_loss, global_contrastive_loss, info_nce, local_contrastive_loss,
                                patch_embeddings)
-from model.prior_extractor import Queue, choose_patches
-from model.prior_region import prior_region_map
+from model.qgnet.prior_extractor import Queue, choose_patches
+from model.qgnet.prior_region import prior_region_map
 from util.data.felzenszwalb import felzenszwalb
 from util.data.slic import enforce_connectivity, slic
 

@@ -1,4 +1,4 @@
-"""Each method's recipe and protocol (util/recipes.py, docs/protocols.md): every shipped config
+"""Each method's recipe and protocol (util/config/recipes.py, docs/protocols.md): every shipped config
 holds them, switching `model` or `recipe` switches them, and the report marks runs tested
 under another protocol."""
 import json
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from util.config import ConfigError, load_config
-from util.recipes import RECIPE_KEYS, RECIPES, find_recipe, recipe_table
+from util.config.recipes import RECIPE_KEYS, RECIPES, find_recipe, recipe_table
 from util.report import cli as report
 from util.report.protocol import departures
 

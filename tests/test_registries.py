@@ -12,7 +12,7 @@ from torch import nn
 import test as test_cli
 import train as train_cli
 from model import build_model, get_method
-from model.methods import METHODS, Method
+from model.method import METHODS, Method
 from util.config import ConfigError, load_config
 from util.data.benchmarks import BENCHMARKS, BINARY_MASKS, Benchmark, FolderMasks, Protocol, get_benchmark
 from util.data.dataset import EpisodeDataset
@@ -23,7 +23,7 @@ NAMES = ("leaf", "shell", "stone")
 
 class MeanMatch(nn.Module):
     """A deliberately small method: cosine similarity to the masked support mean of raw pixels,
-    scaled by one learnable temperature (the forward contract of model/methods)."""
+    scaled by one learnable temperature (the forward contract of model/method.py)."""
 
     def __init__(self, num_train_classes: int):
         super().__init__()

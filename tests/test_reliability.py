@@ -4,7 +4,7 @@ import torch
 
 import train
 from conftest import read_events, toy_overrides
-from model.methods.ntrenet import NTRENet
+from model.ntrenet.ntrenet import NTRENet
 from util.engine.checkpoint import read_checkpoint
 from util.errors import UserError
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from model import build_model
-from model.kmeans import kmeans_cosine
-from model.loss import LossWeights, weighted_total
-from model.scnet import SelfContrastBranch, background_regions, expand, region_prototypes
+from model.scnet.kmeans import kmeans_cosine
+from model.losses.objective import LossWeights, weighted_total
+from model.scnet.self_contrastive import SelfContrastBranch, background_regions, expand, region_prototypes
 from util.config import load_config
 
 SIZE = 41  # feature size 6

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from model import build_model
-from model.fem import FEM
-from model.fold import conv_bn, folded
-from model.prior import prior_mask
-from model.resnet import Bottleneck
+from model.layers.fem import FEM
+from model.backbones.fold import conv_bn, folded
+from model.layers.prior import prior_mask
+from model.backbones.resnet import Bottleneck
 from util.bench import compare, release
 from util.config import load_config
 from util.engine import precision as prec

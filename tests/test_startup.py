@@ -9,8 +9,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ("train.py", "test.py", "test_gfss.py", "test_recall.py", "train_base.py", "predict.py",
            "pretrain_prior.py")
-MODULES = ("util.prepare", "util.report", "util.bench.index", "util.bench_index", "util.bench.memory",
-           "util.bench_memory")
+MODULES = ("util.prepare", "util.report", "util.bench.index", "util.bench.memory")
 
 PROBE = r"""
 import contextlib, io, json, runpy, sys

@@ -15,7 +15,7 @@ from torch import nn
 
 import train
 from model import build_model
-from model.bgmm import BGMM, bg_mining_loss
+from model.ntrenet.bgmm import BGMM, bg_mining_loss
 from util.config import SCHEMA, TRAINING_REFERENCES, dump_config, load_config
 
 SIZE = 65  # feature size 9

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.backbone import build_backbone
+from model.backbones.encoder import build_backbone
 
 CFG_D = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 SPLITS = (7, 14, 24, 34, 43)  # first module index after layer0..layer4 in the releases' features

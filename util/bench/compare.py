@@ -30,9 +30,9 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from model import build_model
-from model.convert import to_official
+from model.checkpoints.convert import to_official
 from util.bench.release import build_release, load_release
-from util.cliargs import int_in
+from util.engine.cliargs import int_in
 from util.bench.speed import episode, eval_batch, matmul_gflops, timed, train_step
 from util.config import load_config
 from util.engine.precision import NATIVE_BF16_FLAGS, Precision, cpu_flags

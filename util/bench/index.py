@@ -1,6 +1,6 @@
 """Cold vs warm class-index build on a generated label tree.
 
-    python -m util.bench_index [--labels 3000] [--side 500] [--workers N]
+    python -m util.bench.index [--labels 3000] [--side 500] [--workers N]
 
 Cold = every label read and counted (in parallel), cache written; warm = cache hit, which
 reads the list file and the cache and stats every label, never reading one; one replaced =
@@ -18,7 +18,7 @@ from multiprocessing import Pool
 import cv2
 import numpy as np
 
-from util.cliargs import int_in, workers as workers_type
+from util.engine.cliargs import int_in, workers as workers_type
 from util.data.index import build_class_index
 
 

@@ -1,6 +1,6 @@
 """Resource-bound benchmark: many toy training iterations, RSS printed at start and end.
 
-    python -m util.bench_memory [--iters 1000] [--size 33] [key value ...]
+    python -m util.bench.memory [--iters 1000] [--size 33] [key value ...]
 
 The PCL bank, the logs and the loaders must stay bounded over long runs; this prints the
 resident set size after warm-up and at the end, the bank's fill, and their difference.
@@ -14,7 +14,7 @@ import resource
 import time
 
 from model import build_model
-from util.cliargs import int_in
+from util.engine.cliargs import int_in
 from util.config import load_config
 from util.engine.runtime import seed_everything
 

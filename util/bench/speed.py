@@ -22,7 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from model import build_model
-from util.cliargs import int_in
+from util.engine.cliargs import int_in
 from util.config import load_config
 from util.engine.precision import Precision, memory_format
 from util.engine.runtime import resolve_device, seed_everything

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from util.errors import UserError
-from util.imagefile import imread
+from util.io.imagefile import imread
 from util.data.benchmarks import Benchmark, get_benchmark
 from util.data.index import ClassIndex, build_class_index
 from util.data.transform import Compose, test_transform, train_transform

@@ -26,8 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from util.errors import UserError
-from util.imagefile import check_pixels, imdecode
-from util.textfile import read_utf8
+from util.io.imagefile import check_pixels, imdecode
+from util.io.textfile import read_utf8
 
 log = logging.getLogger(__name__)
 

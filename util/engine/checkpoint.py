@@ -7,7 +7,7 @@ import tempfile
 
 import torch
 
-from model.safe_load import load_file, nonfinite_tensors
+from model.checkpoints.safe_load import load_file, nonfinite_tensors
 from util.config import SCHEMA
 from util.data.benchmarks import get_benchmark
 from util.errors import UserError
@@ -58,7 +58,7 @@ def save_checkpoint(path: str, *, model: torch.nn.Module, optimizer, epoch: int,
 
 
 def read_checkpoint(path: str) -> dict:
-    """Load any checkpoint file to CPU without running code from it (see model/safe_load.py)."""
+    """Load any checkpoint file to CPU without running code from it (see model/checkpoints/safe_load.py)."""
     if not os.path.isfile(path):
         raise UserError(f"checkpoint not found: {path}; check the path (runs keep theirs in exp/<dataset>/<exp>/model/)")
     return load_file(path, "checkpoint")

@@ -11,7 +11,7 @@ import statistics
 
 import torch
 
-from model.ifsl import fscs_predict
+from model.fscs.ifsl import fscs_predict
 from util.data.benchmarks import fold_classes, get_benchmark
 from util.engine import distributed
 from util.engine.guard import write_atomic

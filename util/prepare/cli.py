@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from util.cliargs import workers as workers_type
+from util.engine.cliargs import workers as workers_type
 from util.errors import UserError
 
 log = logging.getLogger(__name__)

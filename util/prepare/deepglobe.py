@@ -15,7 +15,7 @@ import numpy as np
 
 from util.data.benchmarks.deepglobe import COLOURS, NAMES
 from util.errors import UserError
-from util.imagefile import imread
+from util.io.imagefile import imread
 from util.prepare.common import TMP_MARK, require_dir, remove_stale_tmp, run_parallel
 from util.prepare.masks import LABELS, SKIP_HINT, LabelJob, colour_mask, finish_target, warn_skipped
 

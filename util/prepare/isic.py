@@ -14,7 +14,7 @@ from pathlib import Path
 
 from util.data.benchmarks.isic import NAMES
 from util.errors import UserError
-from util.textfile import read_utf8
+from util.io.textfile import read_utf8
 from util.prepare.common import require_dir, require_file
 from util.prepare.masks import LABELS, LabelJob, finish_target, link_source
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from util.errors import UserError
 from util.data.index import list_line
-from util.imagefile import header_size, imread
+from util.io.imagefile import header_size, imread
 from util.prepare.common import remove_stale_tmp, run_parallel, write_lines_atomic, write_png_atomic
 
 log = logging.getLogger(__name__)

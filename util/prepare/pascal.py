@@ -20,7 +20,7 @@ from PIL import Image
 from scipy.io.matlab import MatReadError
 
 from util.errors import UserError
-from util.textfile import read_utf8
+from util.io.textfile import read_utf8
 from util.prepare.common import (missing_error, remove_stale_tmp, require_dir, require_file, run_parallel,
                           write_lines_atomic, write_png_atomic)
 

@@ -24,7 +24,7 @@ from multiprocessing import Pool
 import cv2
 import numpy as np
 
-from util.cliargs import int_in, workers as workers_type
+from util.engine.cliargs import int_in, workers as workers_type
 from util.errors import UserError
 from util.prepare.common import check_generated, write_generated
 
@@ -250,7 +250,7 @@ def ensure_toy(cfg) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The generator's options (shared by `python -m util.prepare toy` and `python -m util.toy`)."""
+    """The generator's options (of `python -m util.prepare toy`)."""
     p.add_argument("--out", default="data/toy", help="data_root to write (JPEGImages/, SegmentationClassAug/)")
     p.add_argument("--lists", default="lists/toy", help="where train.txt / val.txt are also written")
     p.add_argument("--train", type=int_in(1, 1_000_000), default=3000, help="training images")
@@ -274,7 +274,7 @@ def run(a: argparse.Namespace) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m util.toy", description="Generate the deterministic toy "
+    p = argparse.ArgumentParser(prog="python -m util.prepare toy", description="Generate the deterministic toy "
                                 "benchmark (PASCAL layout).")
     add_arguments(p)
     run(p.parse_args(argv))

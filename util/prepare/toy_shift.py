@@ -17,7 +17,7 @@ import os
 import cv2
 import numpy as np
 
-from util.cliargs import int_in
+from util.engine.cliargs import int_in
 from util.prepare.common import check_generated, write_generated
 from util.prepare.toy import _write_list, _write_text, generate_toy
 

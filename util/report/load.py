@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-from model.methods import get_method
+from model.method import get_method
 from util.config import SCHEMA, variant_keys
 from util.engine.provenance import test_protocol
 from util.errors import UserError

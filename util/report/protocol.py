@@ -1,6 +1,6 @@
 """Which runs were tested under the published protocol of their method and benchmark.
 
-The published numbers were taken with a fixed test protocol (util/recipes.py, docs/protocols.md):
+The published numbers were taken with a fixed test protocol (util/config/recipes.py, docs/protocols.md):
 episodes per seed, seeds averaged, test size, and full precision. A run tested otherwise is not
 comparable with them: its cells carry the paper's number with a mark and no difference, and a
 note says how the run departed.
@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from util.config import SCHEMA
 from util.report.render import Table
-from util.recipes import protocol_of
+from util.config.recipes import protocol_of
 
 CHECKED = (("test_num", "episodes"), ("seeds", "seeds"), ("val_size", "test size"))
 FULL_PRECISION = ("fp32", None)  # results files without a `precision` field were fp32 runs
