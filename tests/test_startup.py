@@ -9,7 +9,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ("train.py", "test.py", "test_gfss.py", "test_recall.py", "train_base.py", "predict.py",
            "pretrain_prior.py")
-MODULES = ("util.prepare", "util.report", "util.bench.index", "util.bench.memory")
+MODULES = ("util.prepare", "util.report", "util.bench", "util.bench.index", "util.bench.memory")
 
 PROBE = r"""
 import contextlib, io, json, runpy, sys
@@ -40,6 +40,7 @@ def _probe(cases):
 
 def test_help_of_every_entry_point_does_not_import_torch():
     cases = [["path", s, ["--help"]] for s in SCRIPTS] + [["module", m, ["--help"]] for m in MODULES]
+    cases += [["module", "util.bench", ["compare", "--help"]]]
     for target, args, code, torch_loaded, err in _probe(cases):
         assert code == 0, (target, err)
         assert not torch_loaded, f"{target} --help imported torch"
@@ -51,7 +52,9 @@ def test_argument_mistakes_are_answered_before_torch(tmp_path):
              ["path", "test.py", ["--config", missing]],                 # a config that is not there
              ["path", "train.py", ["--config", "config/toy/toy_split0_vgg.yaml", "no_such_key", "1"]],
              ["path", "predict.py", ["--bogus"]],                        # an unknown option
-             ["path", "pretrain_prior.py", ["--config", missing]]]
+             ["path", "pretrain_prior.py", ["--config", missing]],
+             ["module", "util.bench", ["--steps", "0", "--config", missing]],   # out of range
+             ["module", "util.bench", ["compare", "--rounds", "-1"]]]
     results = _probe(cases)
     for target, args, code, torch_loaded, err in results:
         assert code == 2, (target, args, err)

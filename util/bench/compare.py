@@ -1,20 +1,7 @@
-"""This project against the released NTRENet in one process, interleaved (docs/speed.md).
-
-    python -m util.bench compare --reference DIR [--config FILE] [--rounds 7] [key value ...]
-
-DIR is a checkout of the released code; it runs with the few in-memory edits listed in
-util/bench/release.py (printed in the output). Both models get the same weights (ours
-converted to the release's names), the same random episode and the same thread count; their
-training steps and evaluation batches alternate (A B A B ...) so a change in the machine's
-load hits both alike. The JSON line holds medians, ratios (release time / ours: above 1 is
-faster), the eval logits' max |difference|, FLOPs (ours per module, forward and backward),
-the measured fp32 matmul rate, the load average before and after, and the CPU's features.
-Without --reference only this project's variants are measured. Absolute times are only
-comparable within one run: compare ratios.
-"""
+"""This project against the released NTRENet in one process, interleaved: the measurements (the
+command and what it reports: util/bench/cli.py, `python -m util.bench compare --help`)."""
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
 import json
@@ -32,14 +19,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from model import build_model
 from model.checkpoints.convert import to_official
 from util.bench.release import build_release, load_release
-from util.engine.cliargs import int_in
+from util.bench.cli import compare_parser
 from util.bench.speed import episode, eval_batch, matmul_gflops, timed, train_step
 from util.config import load_config
 from util.engine.precision import NATIVE_BF16_FLAGS, Precision, cpu_flags
 from util.engine.runtime import resolve_device, seed_everything
 from util.errors import UserError
 
-DEFAULT_CONFIG = "config/pascal/pascal_split0_resnet50.yaml"
 SHOWN_FLAGS = ("avx2", "avx512f", "avx512_vnni", *NATIVE_BF16_FLAGS, "amx_tile", "amx_int8")
 
 
@@ -342,21 +328,7 @@ def memory(argv: list[str], reference: str | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m util.bench compare", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--reference", help="checkout of the released NTRENet code (omit: this project only)")
-    p.add_argument("--config", default=DEFAULT_CONFIG)
-    p.add_argument("--rounds", type=int_in(1, 1000), default=7, help="timed rounds (each runs every variant once)")
-    p.add_argument("--warmup", type=int_in(0, 1000), default=1)
-    p.add_argument("--variant", action="append", default=[], metavar="'NAME: key=value ...'",
-                   help="also time this project with these overrides (repeatable), e.g. "
-                        "--variant 'fast: cap_bins=true prior_foreground_only=true'")
-    p.add_argument("opts", nargs=argparse.REMAINDER,
-                   help="config overrides as `key value` pairs (default: 241 x 241, batch 2, 1-shot, cpu)")
-    p.add_argument("--memory", action="store_true",
-                   help="also report the peak RSS of ours and of the release, each in a child process")
-    p.add_argument("--side", choices=("ours", "release"), help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    args = compare_parser().parse_args(argv)
     defaults = ["train_h", "241", "train_w", "241", "val_size", "241", "batch_size", "2", "device", "cpu"]
     cfg = load_config(args.config, defaults + list(args.opts) + ["pretrained", "false"])
     if args.side:

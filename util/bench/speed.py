@@ -1,16 +1,7 @@
-"""Speed benchmark on synthetic episodes: one JSON line a user can compare across machines.
-
-    python -m util.bench --config config/toy/toy_split0_resnet50.yaml [key value ...]
-
-Reports the median training-step time, evaluation episodes per second (batch_size_val),
-peak RSS, FLOPs of one training step and of one evaluation batch, this machine's measured
-matmul GFLOP/s in the run's precision (fp32, or bf16/fp16 with `amp`) and the resulting
-efficiency. `amp` and `channels_last` are config keys like any other. No dataset is read:
-inputs are random tensors of the config's sizes.
-"""
+"""The speed benchmark's measurements on synthetic episodes (the command and what it reports:
+util/bench/cli.py, `python -m util.bench --help`)."""
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import sys
@@ -22,7 +13,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from model import build_model
-from util.engine.cliargs import int_in
+from util.bench.cli import speed_parser
 from util.config import load_config
 from util.engine.precision import Precision, memory_format
 from util.engine.runtime import resolve_device, seed_everything
@@ -120,13 +111,7 @@ def _count_flops(fn) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True)
-    p.add_argument("--steps", type=int_in(1, 100_000), default=5, help="timed training steps after warm-up")
-    p.add_argument("--episodes", type=int_in(1, 100_000), default=10, help="timed evaluation batches after warm-up")
-    p.add_argument("--warmup", type=int_in(0, 10_000), default=2)
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as `key value` pairs")
-    args = p.parse_args(argv)
+    args = speed_parser().parse_args(argv)
     cfg = load_config(args.config, list(args.opts) + ["pretrained", "false"])
     sys.stdout.write(json.dumps(run(cfg, args.steps, args.warmup, args.episodes)) + "\n")
     return 0
