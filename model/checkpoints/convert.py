@@ -13,7 +13,6 @@ import logging
 import os
 import re
 
-import torch
 from torch import Tensor, nn
 
 from model.checkpoints.bam import load_bam_weights

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from util.data.benchmarks import get_benchmark

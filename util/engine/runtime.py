@@ -7,9 +7,7 @@ import logging
 import os
 import random
 import sys
-from typing import Callable, Sequence
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm

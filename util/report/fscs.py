@@ -7,7 +7,6 @@ other variant key that differs from its default (the Table 2c switches, NTRENet'
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence

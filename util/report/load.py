@@ -174,17 +174,12 @@ def read_json(path: Path) -> Any:
     permission) or a JSON `NaN` / `Infinity` is one UserError naming the file (LeftOut for the
     latter), never a traceback or an `inf` cell."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_no_constant)
     except OSError as e:
         raise UserError(f"{path} cannot be read ({e.strerror or e}); restore it or move it out of the folder") from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not valid JSON ({e}); re-run test.sh for that experiment "
-                        "or delete the file") from None
-    try:
-        return json.loads(text, parse_constant=_no_constant)
     except LeftOut as e:
         raise LeftOut(f"{path}: {e}") from None
-    except json.JSONDecodeError as e:
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"{path} is not valid JSON ({e}); re-run test.sh for that experiment "
                         "or delete the file") from None
 
